@@ -1,0 +1,1 @@
+"""One module per family of kinds; each exports ``SPECS``, the list of its kinds (see fastconv.kinds)."""

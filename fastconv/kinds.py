@@ -1,0 +1,6 @@
+"""The static table of every kind: one line per family, read top to bottom."""
+from .families import standard
+
+SPECS = {spec.name: spec for spec in [
+    *standard.SPECS,
+]}
