@@ -48,6 +48,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d, pad3, valid_outputs
 
@@ -205,7 +206,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         conv_direct(x5, w5, bias, y5, *geometry)
     elif version == "depthwise":
         if w.shape[1] != 1 or groups != x.shape[1]:
-            raise ValueError("version='depthwise' needs groups = in_channels and w.shape[1] = 1")
+            raise NotApplicable("version='depthwise' needs groups = in_channels and w.shape[1] = 1")
         conv_depthwise(x5, w5, bias, y5, *geometry)
     elif version == "im2col":
         conv_im2col(x5, weight_matrices(w5, groups), bias, y5, *w5.shape[2:], *geometry)
