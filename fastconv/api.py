@@ -222,10 +222,11 @@ def _to_numpy(value):
 
 
 def _to_torch(value):
-    import torch
+    """numpy -> torch; torch tensors pass as they are (the reference keeps autograd working)."""
     if isinstance(value, np.ndarray):
+        import torch
         return torch.from_numpy(np.ascontiguousarray(value))
-    return value.detach().contiguous()
+    return value
 
 
 def _zeros(shape, info: TensorInfo):
@@ -300,7 +301,7 @@ def run(kind: str, x, w=None, *more, backend: str = "auto", **params):
 def _convert_back(out, info: TensorInfo):
     if info.framework == "numpy":
         return out if isinstance(out, np.ndarray) else out.detach().cpu().numpy()
-    import torch
     if isinstance(out, np.ndarray):
-        out = torch.from_numpy(out)
-    return out.to(device=info.device)
+        import torch
+        return torch.from_numpy(out).to(device=info.device)
+    return out

@@ -119,3 +119,29 @@ def cost_dict(macs: int, params: int, tensor_shapes: list, itemsize: int = 4, **
         "bytes": int(itemsize * sum(numel(s) for s in tensor_shapes if s is not None)),
         **extra,
     }
+
+
+BENCH_BATCH = 8     # the batch of every benchmark layer
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One benchmark: a kind on the tensor shapes of a layer of a real network.
+
+    shapes    tensor name -> shape (the kind's positional inputs and keyword tensors)
+    params    the kind's other parameters
+    baseline  "module:function" under fastconv.reference: the torch code that users would otherwise run
+              (it takes torch tensors and the plan's ref_params); None means the reference itself
+    make      optional (rng, shapes) -> {name: float32 array}, for inputs that need a special range
+              (attentions that sum to one, masks in [0, 1], ...); default: standard normal
+    """
+    kind: str
+    name: str
+    shapes: dict
+    params: dict = field(default_factory=dict)
+    baseline: str | None = None
+    make: Callable | None = None
+
+    @property
+    def id(self):
+        return f"{self.kind}[{self.name}]"

@@ -1,6 +1,12 @@
 import os
 
 import pytest
+import torch
+
+# Without a GPU, Triton kernels run in the interpreter on CPU tensors. The variable must be set before
+# any Triton kernel is defined (triton.jit reads it then), so it is set here, before the tests import.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 from hypothesis import HealthCheck, settings
 
 # Few examples per kind by default (CI time); FASTCONV_EXAMPLES=200 for a long search.
@@ -13,7 +19,6 @@ settings.load_profile("fastconv")
 def triton_available():
     """Triton kernels run on CUDA tensors, or on CPU tensors with TRITON_INTERPRET=1 set."""
     try:
-        import torch
         import triton  # noqa: F401
     except ImportError:
         return False

@@ -6,7 +6,7 @@ padding strings, the output-size rules and the error cases.
 from __future__ import annotations
 
 from ..kernels._index import conv_out_size, conv_transpose_out_size, same_padding
-from ..spec import (Plan, Spec, check_rank, cost_dict, int_tuple, non_negative, numel, positive, positive_int)
+from ..spec import (BENCH_BATCH, Layer, Plan, Spec, check_rank, cost_dict, int_tuple, non_negative, numel, positive, positive_int)
 
 AXES = {1: "L", 2: "H, W", 3: "D, H, W"}
 KAXES = {1: "k", 2: "kh, kw", 3: "kd, kh, kw"}
@@ -199,4 +199,33 @@ SPECS = [
     _transpose("conv_transpose2d", 2),
     _transpose("conv_transpose3d", 3),
     _transpose("transposed", 2, alias_of="conv_transpose2d"),
+]
+
+
+B = BENCH_BATCH
+BENCHMARKS = [
+    Layer("conv1d", "text CNN (Kim 2014): 300-d embeddings, 100 filters of width 5, 128 tokens",
+          {"x": (B, 300, 128), "w": (100, 300, 5)}),
+    Layer("conv2d", "ResNet-50 conv2_x 3×3, 64→64, 56×56", {"x": (B, 64, 56, 56), "w": (64, 64, 3, 3)},
+          {"padding": 1}),
+    Layer("conv3d", "C3D-style 3×3×3, 64→64, 8×28×28", {"x": (B, 64, 8, 28, 28), "w": (64, 64, 3, 3, 3)},
+          {"padding": 1}),
+    Layer("depthwise", "MobileNetV2 block depthwise 3×3, 144 channels, 56×56",
+          {"x": (B, 144, 56, 56), "w": (144, 1, 3, 3)}, {"padding": 1}),
+    Layer("pointwise", "ResNet-50 conv2_x 1×1 expand, 64→256, 56×56",
+          {"x": (B, 64, 56, 56), "w": (256, 64, 1, 1)}),
+    Layer("pointwise", "ResNet-50 conv2_x 1×1 reduce, 256→64, 56×56",
+          {"x": (B, 256, 56, 56), "w": (64, 256, 1, 1)}),
+    Layer("grouped", "ResNeXt-50 32×4d conv2_x 3×3, 128 channels, 32 groups, 56×56",
+          {"x": (B, 128, 56, 56), "w": (128, 4, 3, 3)}, {"padding": 1, "groups": 32}),
+    Layer("dilated", "DeepLab-style 3×3 dilation 2, 128→128, 28×28",
+          {"x": (B, 128, 28, 28), "w": (128, 128, 3, 3)}, {"padding": 2, "dilation": 2}),
+    Layer("conv_transpose1d", "1-d upsampler 4×, 64→32, kernel 8, 256 steps",
+          {"x": (B, 64, 256), "w": (64, 32, 8)}, {"stride": 4, "padding": 2}),
+    Layer("conv_transpose2d", "DCGAN generator 4×4 stride 2, 256→128, 16×16→32×32",
+          {"x": (B, 256, 16, 16), "w": (256, 128, 4, 4)}, {"stride": 2, "padding": 1}),
+    Layer("conv_transpose3d", "3-D U-Net decoder 2×2×2 stride 2, 64→32, 8×16×16",
+          {"x": (B, 64, 8, 16, 16), "w": (64, 32, 2, 2, 2)}, {"stride": 2}),
+    Layer("transposed", "U-Net decoder up-convolution 2×2 stride 2, 128→64, 28×28→56×56",
+          {"x": (B, 128, 28, 28), "w": (128, 64, 2, 2)}, {"stride": 2}),
 ]
