@@ -45,9 +45,9 @@ def _is_torch(value) -> bool:
 
 
 def _leaves(tensors: dict):
-    """(name, tensor) for every tensor given, looking inside tuples."""
+    """(name, tensor) for every tensor given, looking inside tuples (a list is not a tensor group)."""
     for name, value in tensors.items():
-        if isinstance(value, (tuple, list)):
+        if isinstance(value, tuple):
             for i, item in enumerate(value):
                 if item is not None:
                     yield f"{name}[{i}]", item
@@ -59,7 +59,7 @@ def _map(fn, value):
     """Apply fn to a tensor, or to every tensor of a tuple, keeping None."""
     if value is None:
         return None
-    if isinstance(value, (tuple, list)):
+    if isinstance(value, tuple):
         return tuple(_map(fn, item) for item in value)
     return fn(value)
 

@@ -1,0 +1,106 @@
+"""fastconv.run as a user meets it: types in and out, backends, empty batches, NaN, listing kinds."""
+import numpy as np
+import pytest
+import torch
+
+import fastconv
+from fastconv.nn import MODULES
+
+
+@pytest.fixture
+def xw():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((2, 4, 7, 7), dtype=np.float32), rng.standard_normal((6, 4, 3, 3), dtype=np.float32)
+
+
+def test_numpy_in_numpy_out(xw):
+    x, w = xw
+    y = fastconv.run("conv2d", x, w, stride=2, padding=1)
+    assert isinstance(y, np.ndarray) and y.dtype == np.float32 and y.shape == (2, 6, 4, 4)
+
+
+def test_torch_in_torch_out_on_every_backend(xw):
+    x, w = map(torch.from_numpy, xw)
+    want = torch.nn.functional.conv2d(x, w, padding="same")
+    for backend in ("numba", "torch", "auto"):
+        y = fastconv.run("conv2d", x, w, padding="same", backend=backend)
+        assert isinstance(y, torch.Tensor) and y.dtype == torch.float32
+        torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+
+
+def test_float16_and_bfloat16_on_the_torch_backend(xw):
+    x, w = (torch.from_numpy(a).to(torch.bfloat16) for a in xw)
+    assert fastconv.run("conv2d", x, w, backend="torch").dtype == torch.bfloat16
+    with pytest.raises(TypeError, match="numba backend computes in float32 or float64, got bfloat16"):
+        fastconv.run("conv2d", x, w)
+
+
+def test_empty_batch_gives_an_empty_result(xw):
+    x, w = xw
+    y = fastconv.run("conv2d", x[:0], w, padding=1)
+    assert y.shape == (0, 6, 7, 7) and y.dtype == np.float32
+    yt = fastconv.run("conv_transpose2d", torch.zeros(0, 4, 3, 3), torch.zeros(4, 2, 3, 3), stride=2)
+    assert yt.shape == (0, 2, 7, 7)
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "depthwise", "conv_transpose2d"])
+def test_nan_and_inf_propagate_as_in_torch(kind):
+    x = np.zeros((1, 2, 5, 5), np.float32)
+    x[0, 0, 2, 2], x[0, 1, 0, 0] = np.nan, np.inf
+    w = np.ones((2, 1 if kind == "depthwise" else 2, 3, 3), np.float32)
+    kwargs = {} if kind == "conv_transpose2d" else {"padding": 1}
+    got = fastconv.run(kind, x, w, **kwargs)
+    want = fastconv.run(kind, x, w, backend="torch", **kwargs)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(want))
+
+
+def test_pointwise_linear_view_equals_linear():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 5, 3, 4)), rng.standard_normal((7, 5)), rng.standard_normal(7)
+    y = fastconv.run("pointwise", x, w, bias=b)
+    linear = torch.nn.functional.linear(torch.from_numpy(x).movedim(1, -1), torch.from_numpy(w), torch.from_numpy(b))
+    np.testing.assert_allclose(y, linear.movedim(-1, 1).numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_kinds_lists_every_kind_with_a_description():
+    kinds = fastconv.kinds()
+    for name in ["conv1d", "conv2d", "conv3d", "depthwise", "pointwise", "grouped", "dilated",
+                 "conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "transposed"]:
+        assert name in kinds and len(kinds[name]) > 10
+
+
+def test_every_kind_has_a_module_and_a_benchmark():
+    from fastconv.bench import LAYERS
+    benchmarked = {layer.kind for layer in LAYERS}
+    for kind in fastconv.kinds():
+        assert kind in MODULES, f"{kind} has no fastconv.nn module"
+        assert kind in benchmarked, f"{kind} has no benchmark layer"
+
+
+@pytest.mark.parametrize("kind", ["conv1d", "conv2d", "conv3d", "conv_transpose2d", "depthwise"])
+def test_nn_module_matches_torch_and_trains(kind):
+    torch.manual_seed(0)
+    nd = {"conv1d": 1, "conv3d": 3}.get(kind, 2)
+    if kind == "depthwise":
+        module = MODULES[kind](4, 3, multiplier=2, padding=1)
+    elif kind.startswith("conv_transpose"):
+        module = MODULES[kind](4, 6, 3, stride=2, padding=1, output_padding=1, groups=2)
+    else:
+        module = MODULES[kind](4, 6, 3, stride=2, padding=1, groups=2)
+    x = torch.randn(2, 4, *(5,) * nd)
+    want = torch.nn.Module.__call__(module, x)              # grad mode: the reference path
+    with torch.no_grad():
+        got = module(x)                                      # no grad: the numba kernel
+    torch.testing.assert_close(got, want.detach(), rtol=1e-5, atol=1e-5)
+    want.sum().backward()
+    assert module.weight.grad is not None
+
+
+def test_nn_module_state_dict_is_torchs():
+    ours = MODULES["conv2d"](3, 8, 3, padding=1)
+    theirs = torch.nn.Conv2d(3, 8, 3, padding=1)
+    theirs.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 3, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
