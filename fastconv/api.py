@@ -55,12 +55,12 @@ def _leaves(tensors: dict):
             yield name, value
 
 
-def _map(fn, value):
+def map_tensors(fn, value):
     """Apply fn to a tensor, or to every tensor of a tuple, keeping None."""
     if value is None:
         return None
     if isinstance(value, tuple):
-        return tuple(_map(fn, item) for item in value)
+        return tuple(map_tensors(fn, item) for item in value)
     return fn(value)
 
 
@@ -286,16 +286,16 @@ def run(kind: str, x, w=None, *more, backend: str = "auto", **params):
 
     if chosen == "numba":
         fn = load(spec.cpu, "fastconv.kernels")
-        args = {name: _map(_to_numpy, value) for name, value in tensors.items()}
+        args = {name: map_tensors(_to_numpy, value) for name, value in tensors.items()}
         result = fn(**args, **checked.kernel_params)
     else:
         if chosen == "torch":
             fn, kwargs = load(spec.reference, "fastconv.reference"), checked.ref_params
         else:
             fn, kwargs = load(spec.gpu, "fastconv.kernels"), checked.kernel_params
-        args = {name: _map(_to_torch, value) for name, value in tensors.items()}
+        args = {name: map_tensors(_to_torch, value) for name, value in tensors.items()}
         result = fn(**args, **kwargs)
-    return _map(lambda out: _convert_back(out, info), result)
+    return map_tensors(lambda out: _convert_back(out, info), result)
 
 
 def _convert_back(out, info: TensorInfo):

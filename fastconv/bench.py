@@ -13,6 +13,7 @@ import numpy as np
 
 from .api import get_spec, load, plan, run
 from .families import standard
+from .spec import BENCH_BATCH as BATCH
 from .spec import Layer
 
 
@@ -28,7 +29,8 @@ def tensors(layer: Layer, seed: int = 0) -> dict:
     return {name: rng.standard_normal(shape, dtype=np.float32) for name, shape in layer.shapes.items()}
 
 
-def _split(layer: Layer, arrays: dict):
+def split(layer: Layer, arrays: dict):
+    """The kind's positional tensors and keyword tensors, from a {name: tensor} dict."""
     spec = get_spec(layer.kind)
     args = [arrays[name] for name in spec.inputs if name in arrays]
     kwargs = {name: value for name, value in arrays.items() if name not in spec.inputs}
@@ -43,7 +45,7 @@ def callables(layer: Layer, backends=("numba", "torch"), seed: int = 0) -> dict:
     """
     import torch
     arrays = tensors(layer, seed)
-    args, kwargs = _split(layer, arrays)
+    args, kwargs = split(layer, arrays)
     checked = plan(layer.kind, *args, **kwargs, **layer.params)
     out = {}
     for backend in backends:
@@ -71,7 +73,7 @@ def callables(layer: Layer, backends=("numba", "torch"), seed: int = 0) -> dict:
 
 
 def flops(layer: Layer) -> int:
-    args, kwargs = _split(layer, layer.shapes)
+    args, kwargs = split(layer, layer.shapes)
     return plan(layer.kind, *args, **kwargs, **layer.params).cost["flops"]
 
 
