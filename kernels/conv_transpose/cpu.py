@@ -30,12 +30,14 @@ Versions
     v2 ``conv_transpose_phases``  split each output row by phase r = ow mod sw. All columns of one phase
                           use the same taps kw (those with (r + pw − kw·dw) divisible by sw), and their
                           input columns are consecutive: iw = j + (r + pw − kw·dw)/sw for ow = r + j·sw.
-                          The row's od and oh fix the valid kd and kh the same way.  So each tile is a
-                          small dense product with no wasted tap: gather the tile's patch P[n, kk] and the
-                          matching weight columns A[o', kk], then C = bias + A·Pᵀ with the shared
-                          register-blocked ``tile_matmul`` (kernels/_cpu_gemm.py).  Compared with
-                          convolving a zero-inserted input, this skips the (1 − 1/s) fraction of
-                          multiply-adds whose input is an inserted zero.
+                          The row's od and oh fix the taps kd and kh the same way.  So each tile is a
+                          dense product with no wasted tap: the wrapper packs, once per call, the weight
+                          columns of every phase (``phase_weights``; phases with fewer taps get zero
+                          slots), the kernel gathers the tile's channels-last patch P[n, kk] (one
+                          contiguous copy of Cg channels per tap and pixel), then T = bias + A·Pᵀ with
+                          the shared register-blocked ``tile_matmul`` (kernels/_cpu_gemm.py).
+                          Compared with convolving a zero-inserted input, this skips the (1 − 1/s) share
+                          of multiply-adds whose input would be an inserted zero, per axis.
 
 Caveats
     Accumulation in the input dtype; v2 sums in another order than v1 (agrees to rounding).
@@ -46,6 +48,7 @@ from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d, pad3, transposed_source, valid_outputs
+from ..conv.cpu import to_channels_last
 
 source_jit = numba.njit(transposed_source)
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -86,78 +89,97 @@ def conv_transpose_direct(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
 # ----------------------------------------------------------------------------------------------------
 # v2: phase decomposition + register-blocked matrix product
 # ----------------------------------------------------------------------------------------------------
-@numba.njit
-def valid_taps(out_index, kernel, stride, pad, dilation, in_size):
-    """Taps k (and their input rows) through which output row ``out_index`` reads a real input."""
-    taps = np.empty(kernel, dtype=np.int64)
-    sources = np.empty(kernel, dtype=np.int64)
-    n = 0
-    for k in range(kernel):
-        i = source_jit(out_index, k, stride, pad, dilation, in_size)
-        if i >= 0:
-            taps[n], sources[n] = k, i
-            n += 1
-    return taps[:n], sources[:n]
+def phase_taps(kernel, stride, pad, dilation):
+    """taps[r, t]: the kernel taps k that outputs o with o mod s = r reach, i.e. (r + pad − k·d) mod s = 0.
+
+    Rows are padded with −1 to the largest count, so every phase has the same number of tap slots
+    (a padded slot has a zero weight and a zero patch value).
+    """
+    per_phase = [[k for k in range(kernel) if (r + pad - k * dilation) % stride == 0] for r in range(stride)]
+    width = max(1, max(len(taps) for taps in per_phase))
+    taps = np.full((stride, width), -1, dtype=np.int64)
+    for r, ks in enumerate(per_phase):
+        taps[r, :len(ks)] = ks
+    return taps
+
+
+def phase_weights(w5, groups, taps_d, taps_h, taps_w):
+    """A[phase, g, o', kk]: the weight columns each phase multiplies, kk = ((a·nh + e)·nw + f)·Cg + c
+    (tap slots a, e, f, then the channel: the order of the channels-last patch).
+
+    phase = (rd·sh + rh)·sw + rw. Rows up to a multiple of MR and padded tap slots are zero.
+    """
+    C, Og = w5.shape[:2]
+    Cg = C // groups
+    n_phases = len(taps_d) * len(taps_h) * len(taps_w)
+    nd, nh, nw = taps_d.shape[1], taps_h.shape[1], taps_w.shape[1]
+    A = np.zeros((n_phases, groups, round_up(Og, MR), nd * nh * nw * Cg), dtype=w5.dtype)
+    for rd, kds in enumerate(taps_d):
+        for rh, khs in enumerate(taps_h):
+            for rw, kws in enumerate(taps_w):
+                # w[(g, c), o', kd, kh, kw] for the phase's taps (slot −1 picks a tap, then zeroed below)
+                picked = w5[:, :, kds[:, None, None], khs[None, :, None], kws[None, None, :]]
+                picked = picked * ((kds[:, None, None] >= 0) & (khs[None, :, None] >= 0) & (kws >= 0))
+                picked = picked.reshape(groups, Cg, Og, nd, nh, nw).transpose(0, 2, 3, 4, 5, 1)
+                A[(rd * len(taps_h) + rh) * len(taps_w) + rw, :, :Og] = picked.reshape(groups, Og, -1)
+    return A
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_transpose_phases(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
-    B, C, D, H, W = x.shape
-    _, Og, KD, KH, KW = w.shape
+def conv_transpose_phases(x_cl, A, taps_d, taps_h, taps_w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
+    """x_cl is x channels-last (B, D, H, W, C); A the phase-packed weights of ``phase_weights``."""
+    B, D, H, W, C = x_cl.shape
+    _, G, Og_pad, K = A.shape
     _, O, OD, OH, OW = y.shape
-    G = O // Og
-    Cg = C // G
+    Og, Cg = O // G, C // G
+    nd, nh, nw = taps_d.shape[1], taps_h.shape[1], taps_w.shape[1]
     n_chunks = (OW + sw * TILE_W - 1) // (sw * TILE_W)     # chunks of TILE_W columns of one phase
     for tile in prange(B * G * OD * OH * sw * n_chunks):
         chunk = tile % n_chunks
-        r = tile // n_chunks % sw                             # the phase: columns ow = r + j·sw
+        rw = tile // n_chunks % sw                            # the column phase: ow = rw + j·sw
         oh = tile // (n_chunks * sw) % OH
         od = tile // (n_chunks * sw * OH) % OD
         g = tile // (n_chunks * sw * OH * OD) % G
         b = tile // (n_chunks * sw * OH * OD * G)
+        rd, rh = od % sd, oh % sh
         j0 = chunk * TILE_W
-        N = min(TILE_W, (OW - r + sw - 1) // sw - j0)         # columns of this phase in this chunk
+        N = min(TILE_W, (OW - rw + sw - 1) // sw - j0)        # columns of this phase in this chunk
         if N <= 0:
             continue
 
-        # taps that reach a real input: kd and kh fixed by the row, kw by the phase
-        kds, ids = valid_taps(od, KD, sd, pd, dd, D)
-        khs, ihs = valid_taps(oh, KH, sh, ph, dh, H)
-        kws = np.empty(KW, dtype=np.int64)
-        n_kw = 0
-        for kw in range(KW):
-            if (r + pw - kw * dw) % sw == 0:
-                kws[n_kw] = kw
-                n_kw += 1
-        K = Cg * len(kds) * len(khs) * n_kw
+        # the patch P[n, kk] for the phase's tap slots, in the order of A's columns: each (slot, pixel)
+        # is one contiguous copy of Cg channels; a padded slot, or a tap whose input is outside x,
+        # stays zero
+        P = np.zeros((round_up(N, NR), K), dtype=x_cl.dtype)
+        for a in range(nd):
+            kd = taps_d[rd, a]
+            i_d = (od + pd - kd * dd) // sd                     # exact: kd is a tap of this phase
+            if kd < 0 or i_d < 0 or i_d >= D:
+                continue
+            for e in range(nh):
+                kh = taps_h[rh, e]
+                ih = (oh + ph - kh * dh) // sh
+                if kh < 0 or ih < 0 or ih >= H:
+                    continue
+                for f in range(nw):
+                    kw = taps_w[rw, f]
+                    if kw < 0:
+                        continue
+                    # ow = rw + (j0 + n)·sw reads iw = j0 + n + base: consecutive input columns
+                    base = (rw + pw - kw * dw) // sw
+                    kk = ((a * nh + e) * nw + f) * Cg
+                    lo, hi = valid_outputs_jit(W, N, 1, j0 + base)
+                    for n in range(lo, hi):
+                        P[n, kk:kk + Cg] = x_cl[b, i_d, ih, j0 + n + base, g * Cg:(g + 1) * Cg]
 
-        # the patch P[n, kk] and the weight columns A[o', kk] of the surviving taps, in the same kk order
-        P = np.zeros((round_up(N, NR), K), dtype=x.dtype)
-        A = np.zeros((round_up(Og, MR), K), dtype=x.dtype)
-        kk = 0
-        for c in range(Cg):
-            for a in range(len(kds)):
-                for e in range(len(khs)):
-                    x_row = x[b, g * Cg + c, ids[a], ihs[e]]
-                    for f in range(n_kw):
-                        kw = kws[f]
-                        # ow = r + (j0 + n)·sw reads iw = j0 + n + base: consecutive columns
-                        base = (r + pw - kw * dw) // sw
-                        lo, hi = valid_outputs_jit(W, N, 1, j0 + base)
-                        for n in range(lo, hi):
-                            P[n, kk] = x_row[j0 + n + base]
-                        for o in range(Og):
-                            A[o, kk] = w[g * Cg + c, o, kds[a], khs[e], kw]
-                        kk += 1
-
-        # the tile: T[o', n] = bias + Σ_kk A[o', kk]·P[n, kk]
-        T = np.zeros((A.shape[0], P.shape[0]), dtype=x.dtype)
+        # the tile: T[o', n] = bias + Σ_kk A[phase, g, o', kk]·P[n, kk]
+        T = np.zeros((Og_pad, P.shape[0]), dtype=x_cl.dtype)
         for o in range(Og):
             T[o, :] = bias[g * Og + o]
-        tile_matmul(A, P, T)
+        tile_matmul(A[(rd * sh + rh) * sw + rw, g], P, T)
         for o in range(Og):
             for n in range(N):
-                y[b, g * Og + o, od, oh, r + (j0 + n) * sw] = T[o, n]
+                y[b, g * Og + o, od, oh, rw + (j0 + n) * sw] = T[o, n]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -177,7 +199,9 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     if version == "direct":
         conv_transpose_direct(x5, w5, bias, y5, *geometry)
     elif version in ("auto", "phases"):
-        conv_transpose_phases(x5, w5, bias, y5, *geometry)
+        taps = [phase_taps(k, s, p, d) for k, s, p, d in zip(w5.shape[2:], *np.reshape(geometry, (3, 3)))]
+        A = phase_weights(w5, groups, *taps)
+        conv_transpose_phases(to_channels_last(x5), A, *taps, bias, y5, *geometry)
     else:
         raise ValueError(f"version must be 'auto', 'direct' or 'phases', got {version!r}")
     return y5.reshape((B, O) + tuple(out_size))
