@@ -115,14 +115,59 @@ def to_channels_last(x):
     return out
 
 
+@numba.njit(fastmath=FASTMATH, cache=True)
+def im2col_tile(x_cl, A, bias, y, b, g, od, oh, ow0, N, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
+    """One v2 tile: y[b, g·Og + o, od, oh, ow0 + n] = bias[o] + Σ_kk A[o, kk]·P[n, kk], o < Og, n < N.
+
+    x_cl is x channels-last (B, D, H, W, C); A (Og rounded up to MR, KD·KH·KW·Cg) is group g's weight
+    matrix with columns in (kd, kh, kw, c) order (padded rows zero); bias (Og,) its biases.
+    Shared with the kernels of input-dependent weights, which call it with each sample's own A.
+    """
+    _, D, H, W, _ = x_cl.shape
+    K = A.shape[1]
+    Og = bias.shape[0]
+    Cg = K // (KD * KH * KW)
+
+    # 1. the patch: P[n, kk] = x[b, g·Cg + c, id, ih, iw] for pixel ow0 + n and tap
+    #    kk = ((kd·KH + kh)·KW + kw)·Cg + c. Channels-last, the Cg values of one tap are one
+    #    contiguous copy. Rows up to a multiple of NR and taps reading padding stay zero.
+    P = np.zeros((round_up(N, NR), K), dtype=x_cl.dtype)
+    for n in range(N):
+        ow = ow0 + n
+        for kd in range(KD):
+            i_d = od * sd - pd + kd * dd
+            if i_d < 0 or i_d >= D:
+                continue
+            for kh in range(KH):
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= H:
+                    continue
+                for kw in range(KW):
+                    iw = ow * sw - pw + kw * dw
+                    if 0 <= iw < W:
+                        kk = ((kd * KH + kh) * KW + kw) * Cg
+                        P[n, kk:kk + Cg] = x_cl[b, i_d, ih, iw, g * Cg:(g + 1) * Cg]
+
+    # 2. the tile: T[o, n] = bias[o] + Σ_kk A[o, kk]·P[n, kk]
+    T = np.zeros((A.shape[0], P.shape[0]), dtype=x_cl.dtype)
+    for o in range(Og):
+        T[o, :] = bias[o]
+    tile_matmul(A, P, T)
+
+    # 3. write the real rows and columns of the tile
+    for o in range(Og):
+        for n in range(N):
+            y[b, g * Og + o, od, oh, ow0 + n] = T[o, n]
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_im2col(x_cl, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
-    """x_cl is x channels-last (B, D, H, W, C); A is the weight as (G, Og rounded up to 4, K) matrices with
-    columns in (kd, kh, kw, c) order, padded rows zero."""
-    B, D, H, W, C = x_cl.shape
-    G, Og_pad, K = A.shape
+    """x_cl is x channels-last (B, D, H, W, C); A the weight as (G, Og rounded up to 4, K) matrices
+    (``weight_matrices``)."""
+    B = x_cl.shape[0]
+    G = A.shape[0]
     _, O, OD, OH, OW = y.shape
-    Cg, Og = C // G, O // G
+    Og = O // G
     n_chunks = (OW + TILE_W - 1) // TILE_W
     for tile in prange(B * G * OD * OH * n_chunks):
         # which tile this task owns: output columns ow0 .. ow0+N of row (b, od, oh), channels of group g
@@ -132,38 +177,8 @@ def conv_im2col(x_cl, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw
         g = tile // (n_chunks * OH * OD) % G
         b = tile // (n_chunks * OH * OD * G)
         ow0 = chunk * TILE_W
-        N = min(TILE_W, OW - ow0)
-
-        # 1. the patch: P[n, kk] = x[b, g·Cg + c, id, ih, iw] for pixel ow0 + n and tap
-        #    kk = ((kd·KH + kh)·KW + kw)·Cg + c. Channels-last, the Cg values of one tap are one
-        #    contiguous copy. Rows up to a multiple of NR and taps reading padding stay zero.
-        P = np.zeros((round_up(N, NR), K), dtype=x_cl.dtype)
-        for n in range(N):
-            ow = ow0 + n
-            for kd in range(KD):
-                i_d = od * sd - pd + kd * dd
-                if i_d < 0 or i_d >= D:
-                    continue
-                for kh in range(KH):
-                    ih = oh * sh - ph + kh * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    for kw in range(KW):
-                        iw = ow * sw - pw + kw * dw
-                        if 0 <= iw < W:
-                            kk = ((kd * KH + kh) * KW + kw) * Cg
-                            P[n, kk:kk + Cg] = x_cl[b, i_d, ih, iw, g * Cg:(g + 1) * Cg]
-
-        # 2. the tile: T[o, n] = bias[g·Og + o] + Σ_kk A[g, o, kk]·P[n, kk]
-        T = np.zeros((Og_pad, P.shape[0]), dtype=x_cl.dtype)
-        for o in range(Og):
-            T[o, :] = bias[g * Og + o]
-        tile_matmul(A[g], P, T)
-
-        # 3. write the real rows and columns of the tile
-        for o in range(Og):
-            for n in range(N):
-                y[b, g * Og + o, od, oh, ow0 + n] = T[o, n]
+        im2col_tile(x_cl, A[g], bias[g * Og:(g + 1) * Og], y, b, g, od, oh, ow0, min(TILE_W, OW - ow0),
+                    KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw)
 
 
 # ----------------------------------------------------------------------------------------------------
