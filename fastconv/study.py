@@ -285,3 +285,47 @@ def as_matrix(kind: str, w, input_shape, **params) -> np.ndarray:
             term = np.kron(term, axis[ki])
         per_sample += term
     return np.kron(np.eye(batch, dtype=w.dtype), per_sample)
+
+
+# --------------------------------------------------------------------------------------------------
+# The README gallery
+# --------------------------------------------------------------------------------------------------
+
+GALLERY_START, GALLERY_END = "<!-- gallery:start (python -m fastconv gallery) -->", "<!-- gallery:end -->"
+
+
+def gallery_rows(readme_dir: str, out_dir: str) -> list[str]:
+    """One Markdown table row per kind: name, family, formula and layout, picture, kernel folder."""
+    from .pictures import DRAWINGS
+    rows = ["| kind | formula and shapes | picture | kernels |", "|---|---|---|---|"]
+    for name, spec in api.SPECS.items():
+        picture = os.path.relpath(os.path.join(out_dir, f"{name}.png"), readme_dir)
+        folder = os.path.dirname(kernel_file(spec.cpu)) if spec.cpu else None
+        link = f"[{display_path(folder)}/]({os.path.relpath(folder, readme_dir)}/)" if folder else "none yet"
+        formula = spec.formula.replace("|", "\\|")
+        image = f'<img src="{picture}" width="420">' if name in DRAWINGS else "(no picture yet)"
+        rows.append(f"| `{name}`<br>{spec.family} | `{formula}`<br>{spec.layout} | {image} | {link} |")
+    return rows
+
+
+def gallery(readme: str = "README.md", out_dir: str = "docs/gallery") -> list[str]:
+    """Draw every kind of ``fastconv.kinds()`` into ``out_dir`` and rewrite the README's gallery table.
+
+    The table goes between the GALLERY_START and GALLERY_END markers (added at the end if missing), so
+    after new kinds are merged one command brings pictures and README up to date.
+    """
+    from .pictures import DRAWINGS, draw
+    os.makedirs(out_dir, exist_ok=True)
+    written = [draw(name, os.path.join(out_dir, f"{name}.png")) for name in api.SPECS if name in DRAWINGS]
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    table = "\n".join([GALLERY_START, *gallery_rows(os.path.dirname(os.path.abspath(readme)), out_dir),
+                       GALLERY_END])
+    if GALLERY_START in text and GALLERY_END in text:
+        head, rest = text.split(GALLERY_START, 1)
+        text = head + table + rest.split(GALLERY_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n## Gallery\n\n" + table + "\n"
+    with open(readme, "w", encoding="utf-8") as f:
+        f.write(text)
+    return written
