@@ -53,15 +53,17 @@ def display_path(filename: str) -> str:
 def header_sections(filename: str) -> dict:
     """The Math / Shapes / Cost / ... sections of a kernel file's module docstring, by name.
 
-    A section is a line holding only its name, followed by the indented lines under it.
+    A section is an unindented line starting with its name (a remark in parentheses may follow, and
+    is kept as the first line of the body), followed by the indented lines under it.
     """
     with open(filename, encoding="utf-8") as f:
         doc = ast.get_docstring(ast.parse(f.read())) or ""
     sections, name = {}, None
     for line in doc.splitlines():
         if line.strip() and not line[0].isspace():
-            name = line.strip()
-            sections[name] = []
+            name, _, remark = line.partition(" (")
+            name = name.strip()
+            sections[name] = [f"    ({remark}"] if remark else []
         elif name is not None:
             sections[name].append(line)
     return {name: "\n".join(lines).strip("\n") for name, lines in sections.items()}
