@@ -635,14 +635,21 @@ def plot_bench(rows: list[dict], path: str, backend: str = "numba", dpi: int = 1
     fig.set_size_inches(9, 0.35 * len(rows) + 1.2)
     ax = fig.subplots()
     ratios = [row["ratio"] if "ratio" in row else row[f"{backend}/torch"] for row in rows]
-    labels = [f"{row['kind']}: {row['layer'][:48]}" for row in rows]
+    labels = [f"{row['kind']}: {row['layer'][:60]}" for row in rows]
     y = np.arange(len(rows))[::-1]
-    ax.barh(y, ratios, color=["#5bb381" if r < 1 else OUT for r in ratios])
+    # bars start at 1 (same speed) and go left when fastconv is faster, right when slower
+    ax.barh(y, [r - 1 for r in ratios], left=1, color=["#5bb381" if r < 1 else OUT for r in ratios])
     ax.axvline(1, color="black", lw=1)
     ax.set_yticks(y, labels, fontsize=7)
     ax.set_xscale("log")
+    lo, hi = min(ratios + [1]) / 1.6, max(ratios + [1]) * 1.6
+    ax.set_xlim(lo, hi)
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo <= t <= hi]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel(f"time {backend} / time torch (log scale; < 1: fastconv is faster)")
     for yy, r in zip(y, ratios):
-        ax.text(r, yy, f" {r:.2f}", va="center", fontsize=7)
+        ax.text(r, yy, f" {r:.2f} " if r >= 1 else f"{r:.2f} ", va="center", ha="left" if r >= 1 else "right",
+                fontsize=7)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
     return path
