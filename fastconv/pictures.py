@@ -236,9 +236,9 @@ def strip_panel(ax, length, kernel, stride, pad, dilation, outputs, weights=None
     _grid(ax, ox, oy, 1, out, {(0, o): OUT for o in outputs}, label=f"output (length {out})")
     for i, o, k, colour in lines:
         width, line_colour = 1.2, colour
-        if weights is not None:
-            value = weights[o][k]
-            width, line_colour = 0.5 + 3 * abs(value) / np.abs(weights[o]).max(), _heat([value, 1, -1])[0]
+        if weights is not None:      # the tap's weight: width by size, colour by sign and size
+            value, scale = weights[o][k], np.abs(weights[o]).max()
+            width, line_colour = 0.5 + 3 * abs(value) / scale, _heat(weights[o])[k]
         ax.plot([i + 0.5, ox + o + 0.5], [-1.8, oy], color=line_colour, lw=width)
 
 
@@ -438,19 +438,15 @@ def _octave(fig, kind):
 # Input-dependent weights (issue 5): a mixture of expert kernels per sample
 # --------------------------------------------------------------------------------------------------
 
-def _mixture_row(ax, y0, kernels, weights, label, spatial=None):
-    """kernels[k] × weights[k] summed (optionally ⊙ a spatial attention) = the sample's kernel."""
-    x = 0
+def _mixture_row(ax, x0, y0, kernels, weights, label, names=None, spatial=None):
+    """kernels[k] × weights[k], summed (each ⊙ a spatial attention if given) = the sample's kernel."""
     total = np.zeros_like(kernels[0])
     for k, (kernel, a) in enumerate(zip(kernels, weights)):
-        _matrix(ax, x, y0, kernel, label=f"× {a:.2f}")
-        ax.text(x + 3.6, y0 - 1.5, "+" if k < len(kernels) - 1 else "=", ha="center", va="center", fontsize=12)
-        total += a * kernel
-        x += 4.4
-    if spatial is not None:
-        total = total * spatial
-    _matrix(ax, x, y0, total, label=label)
-    return x
+        _matrix(ax, x0, y0, kernel, label=(names[k] if names else "") + f"× {a:.2f}")
+        ax.text(x0 + 3.6, y0 - 1.5, "+" if k < len(kernels) - 1 else "=", ha="center", va="center", fontsize=12)
+        total += a * kernel * (1 if spatial is None else spatial)
+        x0 += 4.4
+    _matrix(ax, x0, y0, total, label=label)
 
 
 @picture("dynamic")
@@ -461,7 +457,7 @@ def _dynamic(fig, kind):
     experts = rng.standard_normal((4, 3, 3))
     for b, y0 in ((0, 0), (1, -5.5)):
         a = rng.dirichlet(np.ones(4))
-        right = _mixture_row(ax, y0, experts, a, f"kernel of sample {b}")
+        _mixture_row(ax, 0, y0, experts, a, f"kernel of sample {b}")
         ax.text(-0.5, y0 - 1.5, f"b={b}", ha="right", va="center", fontsize=8)
     _note(ax, "then y[b] = conv2d(x[b], Σ_k a[b,k]·w[k]): one ordinary convolution per sample, "
               "with its own aggregated kernel")
@@ -475,17 +471,8 @@ def _odconv(fig, kind):
     spatial = rng.uniform(0.2, 1, (3, 3))
     _matrix(ax, 0, 0, spatial, label="a_s (k×k)", cmap="Oranges")
     ax.text(3.7, -1.5, "⊙", ha="center", va="center", fontsize=12)
-    kernels = rng.standard_normal((3, 3, 3))
-    ax_shift = 4.4
-    x = ax_shift
-    total = np.zeros((3, 3))
-    weights = rng.dirichlet(np.ones(3))
-    for n in range(3):
-        _matrix(ax, x, 0, kernels[n], label=f"w[{n}] × a_w={weights[n]:.2f}")
-        ax.text(x + 3.6, -1.5, "+" if n < 2 else "=", ha="center", va="center", fontsize=12)
-        total += weights[n] * kernels[n] * spatial
-        x += 4.4
-    _matrix(ax, x, 0, total, label="the sample's kernel")
+    kernels, weights = rng.standard_normal((3, 3, 3)), rng.dirichlet(np.ones(3))
+    _mixture_row(ax, 4.4, 0, kernels, weights, "the sample's kernel", [f"w[{n}] " for n in range(3)], spatial)
     _matrix(ax, 0, -6, rng.uniform(0.2, 1, (1, 8)), label="a_c: one scale per input channel", cmap="Oranges")
     _matrix(ax, 10, -6, rng.uniform(0.2, 1, (1, 6)), label="a_f: one scale per output channel", cmap="Oranges")
     _title(fig, f"{kind}: four attentions, over space, input channels, output channels and kernels")
