@@ -6,15 +6,21 @@
     fastconv.output_shape("conv2d", x.shape, w.shape, stride=2, padding=1)
     fastconv.cost("conv2d", x.shape, w.shape, stride=2, padding=1)
     fastconv.receptive_field([(3, 1), (3, 2), (3, 1)])
+    fastconv.explain("conv2d")                               # formula, shapes, rules, source, kernel
+    fastconv.as_matrix("conv2d", w, (1, 1, 4, 4))            # y.flatten() = C @ x.flatten()
+    fastconv.draw("dilated", "dilated.png")                  # the sampling pattern, with matplotlib
 
 The kernels live in ``fastconv.kernels`` (the repository's ``kernels/`` folder), one folder per kind.
 """
 from .api import cost, kinds, output_shape, plan, run
 from .kernels import _index
+from .pictures import draw
 from .spec import is_int
+from .study import as_matrix, explain
 
 __version__ = "0.1.0"
-__all__ = ["run", "kinds", "output_shape", "cost", "plan", "receptive_field", "__version__"]
+__all__ = ["run", "kinds", "output_shape", "cost", "plan", "receptive_field", "explain", "as_matrix", "draw",
+           "__version__"]
 
 
 def receptive_field(layers) -> int:

@@ -4,6 +4,10 @@
     python -m fastconv tour                      run every kind on a real layer, check it, time it
     python -m fastconv bench [--kinds K ...]     the benchmark table: numba vs torch (short run)
     python -m fastconv bench --backend triton    triton vs torch on a CUDA device
+    python -m fastconv bench --plot bench.png    ... and the numba/torch ratio per layer as a bar chart
+    python -m fastconv explain KIND              formula, shapes, cost and size rules, source, the CPU kernel
+    python -m fastconv draw KIND --out F.png     the sampling pattern of one output position (matplotlib)
+    python -m fastconv gallery                   every kind's picture under docs/gallery, README's gallery
 """
 from __future__ import annotations
 
@@ -169,6 +173,32 @@ def cmd_bench(args) -> int:
     print(format_table(rows))
     print(f"\nmedian of {args.repeat} runs each after a warm-up, float32, batch {bench.BATCH}; "
           f"ratio < 1 means fastconv is faster. ({time.perf_counter() - start:.0f} s)")
+    if args.plot:
+        from .pictures import plot_bench
+        print(f"chart: {plot_bench(rows, args.plot, args.backend)}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from .study import print_explanation
+    print_explanation(args.kind, source=not args.no_source)
+    return 0
+
+
+def cmd_draw(args) -> int:
+    from .pictures import draw
+    try:
+        print(draw(args.kind, args.out or f"{args.kind}.png"))
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_gallery(args) -> int:
+    from .study import gallery
+    written = gallery(args.readme, args.out)
+    print(f"{len(written)} pictures under {args.out}; gallery section of {args.readme} rewritten")
     return 0
 
 
@@ -183,8 +213,20 @@ def main(argv=None) -> int:
     b.add_argument("--kinds", nargs="+", choices=list(SPECS), help="only these kinds")
     b.add_argument("--backend", choices=["numba", "triton"], default="numba")
     b.add_argument("--repeat", type=int, default=5, help="timed runs per backend (median)")
+    b.add_argument("--plot", metavar="FILE.png", help="also draw the ratio per layer as a bar chart (matplotlib)")
+    e = sub.add_parser("explain", help="formula, shapes, cost and size rules, source and kernel of one kind")
+    e.add_argument("kind", choices=list(SPECS), metavar="KIND")
+    e.add_argument("--no-source", action="store_true", help="leave out the kernel source")
+    d = sub.add_parser("draw", help="picture of the sampling pattern of one kind (matplotlib)")
+    d.add_argument("kind", metavar="KIND", help="a kind (pictures also exist for kinds not yet in the table)")
+    d.add_argument("--out", metavar="FILE.png", help="where to write it (default: KIND.png)")
+    g = sub.add_parser("gallery", help="draw every kind under docs/gallery and rewrite README's gallery")
+    g.add_argument("--readme", default="README.md")
+    g.add_argument("--out", default="docs/gallery", help="folder for the pictures")
     args = parser.parse_args(argv)
-    return {"list": cmd_list, "tour": cmd_tour, "bench": cmd_bench}[args.command](args)
+    commands = {"list": cmd_list, "tour": cmd_tour, "bench": cmd_bench, "explain": cmd_explain, "draw": cmd_draw,
+                "gallery": cmd_gallery}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":
