@@ -142,8 +142,12 @@ def dcn_shared(x, off, off_g, msk, m_base, m_g, y, G, kh, kw, sh, sw, ph, pw, dh
                     gp = g * P + p
                     e0, e1, e2, e3 = where[wo, gp, 0], where[wo, gp, 1], where[wo, gp, 2], where[wo, gp, 3]
                     a0, a1, a2, a3 = coef[wo, gp, 0], coef[wo, gp, 1], coef[wo, gp, 2], coef[wo, gp, 3]
-                    for d in range(g * D, g * D + D):
-                        out[d] += a0 * xr[e0, d] + a1 * xr[e1, d] + a2 * xr[e2, d] + a3 * xr[e3, d]
+                    acc = out[g * D:g * D + D]
+                    x0, x1, x2, x3 = xr[e0, g * D:g * D + D], xr[e1, g * D:g * D + D], xr[e2, g * D:g * D + D], \
+                        xr[e3, g * D:g * D + D]
+                    # speed: a loop from 0 over views vectorises (see deform_conv2d/cpu.py)
+                    for d in range(D):
+                        acc[d] += a0 * x0[d] + a1 * x1[d] + a2 * x2[d] + a3 * x3[d]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -50,8 +50,8 @@ from ..deformable.sampling import bilinear_corners, sample_position
 corners_jit = numba.njit(bilinear_corners)
 position_jit = numba.njit(sample_position)
 
-TILE = 48       # output pixels per v2 tile: the patch (48 × Cin_g·kh·kw) stays in L2 while A streams
-KB_TARGET = 576  # about this many reduction columns per K block (measured best for tile_matmul here)
+TILE = 64        # at most this many output pixels per v2 tile: a K block of the patch stays in L2
+KB_TARGET = 768  # about this many reduction columns per K block (measured best for tile_matmul here)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -92,9 +92,9 @@ def deform_direct(x, w, bias, offset, mask, has_mask, y, G, sh, sw, ph, pw, dh, 
 # v2: per-tile sampled patch + register-blocked matrix product
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def deform_tiled(xh, A, bias, offset, mask, has_mask, y, G, kh, kw, sh, sw, ph, pw, dh, dw):
+def deform_tiled(xh, A, bias, offset, mask, has_mask, y, G, tile_n, n_threads, kh, kw, sh, sw, ph, pw, dh, dw):
     """xh: x channels last (B, H, W, Cin); A: the weight as (groups, K blocks, Og rounded up to 4, KB),
-    see ``weight_blocks``; y seen as (B, Cout, Ho·Wo)."""
+    see ``weight_blocks``; y seen as (B, Cout, Ho·Wo); tile_n output pixels per tile."""
     B, H, W, Cin = xh.shape
     groups, n_blocks, Og_pad, KB = A.shape
     _, Cout, HoWo = y.shape
@@ -102,61 +102,91 @@ def deform_tiled(xh, A, bias, offset, mask, has_mask, y, G, kh, kw, sh, sw, ph, 
     Cin_g, Og, Cpg, taps = Cin // groups, Cout // groups, Cin // G, kh * kw
     tpb = KB // Cin_g                           # taps per K block
     xr = xh.reshape(B * H * W, Cin)             # one row per input pixel: a corner is a row index
-    n_tiles = (HoWo + TILE - 1) // TILE
-    for t in prange(B * groups * n_tiles):
-        tile = t % n_tiles
-        g = t // n_tiles % groups
-        b = t // (n_tiles * groups)
-        s0 = tile * TILE
-        N = min(TILE, HoWo - s0)
-        # the offset groups whose channels meet this weight group's channels [g·Cin_g, (g+1)·Cin_g)
-        og_lo, og_hi = (g * Cin_g) // Cpg, ((g + 1) * Cin_g - 1) // Cpg + 1
+    n_tiles = (HoWo + tile_n - 1) // tile_n
+    n_tasks = B * groups * n_tiles
+    n_workers = min(n_tasks, n_threads)
+    for worker in prange(n_workers):
+        # scratch allocated once per worker, not per tile: a patch of a few hundred KB would be a
+        # fresh mmap (and page faults) on every tile
+        P = np.empty((n_blocks, round_up(tile_n, NR), KB), dtype=xh.dtype)
+        T = np.empty((Og_pad, P.shape[1]), dtype=xh.dtype)
         coef = np.empty(4, dtype=xh.dtype)     # a tap's four weights, rounded to the input dtype
+        for t in range(worker, n_tasks, n_workers):
+            tile = t % n_tiles
+            g = t // n_tiles % groups
+            b = t // (n_tiles * groups)
+            s0 = tile * tile_n
+            N = min(tile_n, HoWo - s0)
+            # the offset groups whose channels meet this weight group's channels [g·Cin_g, (g+1)·Cin_g)
+            og_lo, og_hi = (g * Cin_g) // Cpg, ((g + 1) * Cin_g - 1) // Cpg + 1
+            deform_tile(xr, A[g], bias, offset, mask, has_mask, y, P, T, coef, b, g, s0, N, og_lo, og_hi,
+                        H, W, Wo, Cin_g, Og, Cpg, tpb, kh, kw, sh, sw, ph, pw, dh, dw)
 
-        # 1. the patch: tap t = u·kw + v of pixel n, channel c of the group, goes to block t // tpb,
-        #    column (t mod tpb)·Cin_g + c:  m · bilinear(x[b, g·Cin_g + c], where tap (u, v) of pixel n lands).
-        #    Every column of the real rows is written below; only padding rows and taps are zeroed.
-        P = np.empty((n_blocks, round_up(N, NR), KB), dtype=xh.dtype)
-        P[:, N:, :] = 0
-        P[n_blocks - 1, :, (taps - (n_blocks - 1) * tpb) * Cin_g:] = 0
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def deform_tile(xr, Ag, bias, offset, mask, has_mask, y, P, T, coef, b, g, s0, N, og_lo, og_hi,
+                H, W, Wo, Cin_g, Og, Cpg, tpb, kh, kw, sh, sw, ph, pw, dh, dw):
+    """One v2 tile: output pixels s0 .. s0+N of image b, the Og output channels of weight group g."""
+    n_blocks, taps = P.shape[0], kh * kw
+    # 1. the patch: tap t = u·kw + v of pixel n, channel c of the group, goes to block t // tpb,
+    #    column (t mod tpb)·Cin_g + c:  m · bilinear(x[b, g·Cin_g + c], where tap (u, v) of pixel n lands).
+    #    Every column of the real rows is written below; only the rows past N and padding taps are zeroed.
+    P[:, N:, :] = 0
+    P[n_blocks - 1, :, (taps - (n_blocks - 1) * tpb) * Cin_g:] = 0
+    for n in range(N):
+        ho, wo = (s0 + n) // Wo, (s0 + n) % Wo
+        for u in range(kh):
+            for v in range(kw):
+                tap = u * kw + v
+                for og in range(og_lo, og_hi):
+                    # once per (pixel, tap, offset group): position, corners, weights
+                    q = og * taps + tap
+                    py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
+                    px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
+                    r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
+                    m = mask[b, q, ho, wo] if has_mask else 1.0
+                    coef[0], coef[1], coef[2], coef[3] = m * w00, m * w01, m * w10, m * w11
+                    a0, a1, a2, a3 = coef[0], coef[1], coef[2], coef[3]
+                    # ... applied to the channels [lo, hi) of this offset group in the weight group:
+                    # four contiguous channel vectors in, contiguous patch columns out
+                    lo, hi = max(g * Cin_g, og * Cpg), min((g + 1) * Cin_g, (og + 1) * Cpg)
+                    x0, x1 = xr[(b * H + r0) * W + c0, lo:hi], xr[(b * H + r0) * W + c1, lo:hi]
+                    x2, x3 = xr[(b * H + r1) * W + c0, lo:hi], xr[(b * H + r1) * W + c1, lo:hi]
+                    col = (tap % tpb) * Cin_g + lo - g * Cin_g
+                    dst = P[tap // tpb, n, col:col + hi - lo]
+                    # speed: a loop from 0 over sliced views vectorises; indices Numba cannot prove non-negative
+                    # keep their wrap-around test and the loop stays scalar (measured 10× slower)
+                    for c in range(hi - lo):
+                        dst[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
+
+    # 2. the tile: T[o, n] = bias[g·Og + o] + Σ_blocks Σ_kk A[g, block, o, kk]·P[block, n, kk]
+    for o in range(Og):
+        T[o, :] = bias[g * Og + o]
+    T[Og:, :] = 0
+    for block in range(n_blocks):
+        tile_matmul(Ag[block], P[block], T)
+    for o in range(Og):
         for n in range(N):
-            ho, wo = (s0 + n) // Wo, (s0 + n) % Wo
-            for u in range(kh):
-                for v in range(kw):
-                    tap = u * kw + v
-                    for og in range(og_lo, og_hi):
-                        # once per (pixel, tap, offset group): position, corners, weights
-                        q = og * taps + tap
-                        py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
-                        px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
-                        r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
-                        m = mask[b, q, ho, wo] if has_mask else 1.0
-                        coef[0], coef[1], coef[2], coef[3] = m * w00, m * w01, m * w10, m * w11
-                        a0, a1, a2, a3 = coef[0], coef[1], coef[2], coef[3]
-                        # ... applied to this offset group's channels of the weight group (local
-                        # c in [lo, hi)): four contiguous channel vectors in, contiguous columns out
-                        base = g * Cin_g
-                        x0, x1 = xr[(b * H + r0) * W + c0, base:], xr[(b * H + r0) * W + c1, base:]
-                        x2, x3 = xr[(b * H + r1) * W + c0, base:], xr[(b * H + r1) * W + c1, base:]
-                        lo, hi = max(0, og * Cpg - base), min(Cin_g, (og + 1) * Cpg - base)
-                        dst = P[tap // tpb, n, (tap % tpb) * Cin_g:]
-                        for c in range(lo, hi):
-                            dst[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
-
-        # 2. the tile: T[o, n] = bias[g·Og + o] + Σ_blocks Σ_kk A[g, block, o, kk]·P[block, n, kk]
-        T = np.zeros((Og_pad, P.shape[1]), dtype=xh.dtype)
-        for o in range(Og):
-            T[o, :] = bias[g * Og + o]
-        for block in range(n_blocks):
-            tile_matmul(A[g, block], P[block], T)
-        for o in range(Og):
-            for n in range(N):
-                y[b, g * Og + o, s0 + n] = T[o, n]
+            y[b, g * Og + o, s0 + n] = T[o, n]
 
 
 # ----------------------------------------------------------------------------------------------------
 # The wrapper fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, cache=True)
+def fill_weight_blocks(w, A):
+    """A[g, t // tpb, o, (t mod tpb)·Cin_g + c] = w[g·Og + o, c, u, v] for tap t = u·kw + v."""
+    Cout, Cin_g, kh, kw = w.shape
+    groups, _, _, KB = A.shape
+    Og, tpb = Cout // groups, KB // Cin_g
+    for o in prange(Cout):
+        g, ol = o // Og, o % Og
+        for t in range(kh * kw):
+            row = A[g, t // tpb, ol, (t % tpb) * Cin_g:]       # written in order, w[o] read across
+            for c in range(Cin_g):
+                row[c] = w[o, c, t // kw, t % kw]
+
+
 def weight_blocks(w, groups):
     """w (Cout, Cin_g, kh, kw) -> A (groups, K blocks, Og rounded up to MR, KB), extra rows/taps zero.
 
@@ -164,13 +194,11 @@ def weight_blocks(w, groups):
     columns: a 4-row strip of A and a 3-row strip of P then stay in L1 while tile_matmul runs over k.
     """
     Cout, Cin_g, kh, kw = w.shape
-    Og, taps = Cout // groups, kh * kw
+    taps = kh * kw
     tpb = -(-taps // -(-taps * Cin_g // KB_TARGET))        # taps per block: ceil(taps / ceil(K / KB_TARGET))
-    n_blocks = -(-taps // tpb)
-    A = np.zeros((groups, round_up(Og, MR), n_blocks * tpb, Cin_g), dtype=w.dtype)
-    A[:, :Og, :taps] = w.transpose(0, 2, 3, 1).reshape(groups, Og, taps, Cin_g)
-    A = A.reshape(groups, A.shape[1], n_blocks, tpb * Cin_g)
-    return np.ascontiguousarray(A.transpose(0, 2, 1, 3))
+    A = np.zeros((groups, -(-taps // tpb), round_up(Cout // groups, MR), tpb * Cin_g), dtype=w.dtype)
+    fill_weight_blocks(w, A)
+    return A
 
 
 def deform_conv2d(x, w, bias=None, offset=None, mask=None, *, stride, padding, dilation, groups, offset_groups,
@@ -189,8 +217,11 @@ def deform_conv2d(x, w, bias=None, offset=None, mask=None, *, stride, padding, d
         deform_direct(x, w, bias, offset, mask, has_mask, y, offset_groups, *geometry)
     elif version in ("auto", "tiled"):
         xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        HoWo = out_size[0] * out_size[1]
+        tile_n = -(-HoWo // -(-HoWo // TILE))            # TILE or less, so the tiles come out even
         deform_tiled(xh, weight_blocks(w, groups), bias, offset, mask, has_mask,
-                     y.reshape(B, Cout, -1), offset_groups, *w.shape[2:], *geometry)
+                     y.reshape(B, Cout, -1), offset_groups, tile_n, numba.get_num_threads(), *w.shape[2:],
+                     *geometry)
     else:
         raise ValueError(f"version must be 'auto', 'direct' or 'tiled', got {version!r}")
     return y
