@@ -50,7 +50,7 @@ from ..deformable.sampling import bilinear_corners, sample_position
 corners_jit = numba.njit(bilinear_corners)
 position_jit = numba.njit(sample_position)
 
-TILE = 64        # at most this many output pixels per v2 tile: a K block of the patch stays in L2
+TILE = 128       # at most this many output pixels per v2 tile: a K block of the patch stays in L2
 KB_TARGET = 768  # about this many reduction columns per K block (measured best for tile_matmul here)
 
 
