@@ -25,14 +25,15 @@ Versions
     offsets and weights, less index arithmetic, wide channel loads) is DCNv4's speed idea.
 
 Caveats
-    float32 accumulation.  D is padded to a power of two (masked).  No tl.dot: the sum over points is
+    float32 accumulation.  D is padded to a power of two (masked).  int32 index arithmetic: tensors of
+    more than 2³¹ elements are not supported.  No tl.dot: the sum over points is
     an elementwise multiply-add, so there is no minimum block size.
 """
 import torch
 import triton
 import triton.language as tl
 
-from ..deformable.gpu import bilinear
+from ..deformable.gpu import bilinear, check_int32_indexing
 
 
 @triton.jit
@@ -73,6 +74,7 @@ def _run(x, off, off_g, msk, m_base, m_g, *, kernel_size, stride, padding, dilat
     Ho, Wo = out_size
     x, off, msk = x.contiguous(), off.contiguous(), msk.contiguous()
     y = torch.empty((N, Ho, Wo, C), dtype=x.dtype, device=x.device)
+    check_int32_indexing(x, off, msk, y)
     D = C // group
     P = kernel_size[0] * kernel_size[1] - int(remove_center)
     BLOCK_Q = 32

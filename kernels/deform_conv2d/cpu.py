@@ -19,8 +19,8 @@ Cost
     (4 multiply-adds each, and the mask).  Minimum traffic: x, w, offset, mask read once, y written once.
 
 Parallel
-    v1: one task per output row (b, o, ho).   v2: one task per tile (b, g, run of TILE output pixels).
-    Tasks write disjoint outputs.
+    v1: one task per output row (b, o, ho).   v2: tiles (b, g, run of ≤ TILE output pixels) dealt
+    round-robin to one task per thread, each with its own scratch patch.  Tasks write disjoint outputs.
 
 Versions
     v1 ``deform_direct``  the formula, loop for loop: every output channel re-samples every tap.
@@ -30,10 +30,15 @@ Versions
                           the tile for all Og output channels as C = bias + A·Pᵀ with the shared
                           register-blocked ``tile_matmul`` (kernels/_cpu_gemm.py), A the weight reordered
                           to (o, u, v, c).  Each sample is then used Og times instead of being recomputed.
-                          The sampling itself borrows DCNv4's idea: x is read channels last, so one tap's
+                          The reduction is cut into blocks of whole taps (≈ KB_TARGET columns) so a strip
+                          of A and of P stays in L1 while tile_matmul runs over k.
+                          The sampling borrows DCNv4's idea: x is read channels last, so one tap's
                           position, corners and weights (computed once per pixel, tap and offset group)
                           apply to a contiguous run of channels — four vector loads per tap, written to
                           consecutive patch columns (hence the (u, v, c) order of kk).
+                          Measured on the ResNet-50 conv4_x layer (B = 8, 1 thread, busy machine): ≈ 1.3 ms
+                          sampling + ≈ 12–15 ms product (120–150 GFLOP/s, the 4×3 block's limit: 7 loads
+                          per 12 FMAs) against ≈ 30–45 ms for torch's grid_sample + bmm.
 
 Caveats
     Accumulation in the input dtype; v2 sums in another order than v1 (agrees to rounding).  A

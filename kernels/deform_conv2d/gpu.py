@@ -25,13 +25,14 @@ Versions
 
 Caveats
     tl.dot needs blocks of at least 16 on each side; small channel counts are padded by masks (zeros).
-    float32 inputs use input_precision="ieee" so results match the CPU to rounding.
+    float32 inputs use input_precision="ieee" so results match the CPU to rounding.  Index arithmetic
+    is in int32: tensors of more than 2³¹ elements are not supported.
 """
 import torch
 import triton
 import triton.language as tl
 
-from ..deformable.gpu import bilinear
+from ..deformable.gpu import bilinear, check_int32_indexing
 
 
 @triton.jit
@@ -87,6 +88,7 @@ def deform_conv2d(x, w, bias=None, offset=None, mask=None, *, stride, padding, d
     x, w, offset = x.contiguous(), w.contiguous(), offset.contiguous()
     has_mask = mask is not None
     y = torch.empty((B, Cout, Ho, Wo), dtype=x.dtype, device=x.device)
+    check_int32_indexing(x, w, offset, mask, y)
     Og = Cout // groups
     BLOCK_N, BLOCK_O, BLOCK_C = 32, max(16, min(64, triton.next_power_of_2(Og))), 16
     n_oblocks = triton.cdiv(Og, BLOCK_O)

@@ -8,6 +8,16 @@ off (it contributes 0 and is never loaded).
 import triton
 import triton.language as tl
 
+INT32_LIMIT = 2 ** 31
+
+
+def check_int32_indexing(*tensors):
+    """The kernels index with int32: refuse tensors whose element offsets would overflow it."""
+    for t in tensors:
+        if t is not None and t.numel() >= INT32_LIMIT:
+            raise ValueError(f"a tensor of {t.numel()} elements is too large for the triton kernel's int32 "
+                             f"indexing (limit 2**31); split the batch")
+
 
 @triton.jit
 def bilinear(img_ptr, base, py, px, H, W, row_stride, col_stride, valid):
