@@ -30,6 +30,8 @@ DCNV4_LAYOUT = "x (N, H, W, G·D), offset_mask (N, Ho, Wo, L), L = G·3P rounded
 
 def _geometry(p, size, kernel):
     """stride, padding, dilation as 2-tuples, checked, and the output size they give."""
+    if min(size) <= 0:
+        raise ValueError(f"x must have a non-empty image to sample from, got spatial size {tuple(size)}")
     stride = positive("stride", int_tuple("stride", p["stride"], 2))
     padding = non_negative("padding", int_tuple("padding", p["padding"], 2))
     dilation = positive("dilation", int_tuple("dilation", p["dilation"], 2))
@@ -54,6 +56,8 @@ def deform_conv2d_plan(shapes, p, itemsize=4):
     B, Cin, H, W = check_rank("x", shapes.get("x"), 4, "(B, Cin, H, W)")
     Cout, Cin_g, kh, kw = check_rank("w", shapes.get("w"), 4, "(Cout, Cin/groups, kh, kw)")
     positive("w kernel size", (kh, kw))
+    if Cin <= 0:
+        raise ValueError(f"x must have at least one input channel, got x.shape[1] = {Cin}")
     if Cin_g <= 0 or Cin % Cin_g:
         raise ValueError(f"w.shape[1] (in_channels/groups) must divide in_channels={Cin}, got {Cin_g}")
     groups = Cin // Cin_g
