@@ -12,13 +12,14 @@ from typing import Callable
 import numpy as np
 
 from .api import get_spec, load, plan, run
-from .families import standard
+from .families import deformable, standard
 from .spec import BENCH_BATCH as BATCH
 from .spec import Layer
 
 
 LAYERS = [
     *standard.BENCHMARKS,
+    *deformable.BENCHMARKS,
 ]
 
 

@@ -9,13 +9,17 @@ force it.
 ``MODULES`` maps every kind to its module class.
 """
 from .common import FastconvModule
+from .deformable import DCNv3, DCNv4, DeformConv2d
+from .deformable import MODULES as _DEFORMABLE
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
 from .standard import MODULES as _STANDARD
 
 MODULES = {
     **_STANDARD,
+    **_DEFORMABLE,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+           "DeformConv2d", "DCNv3", "DCNv4"]
