@@ -70,14 +70,6 @@ def test_kinds_lists_every_kind_with_a_description():
         assert name in kinds and len(kinds[name]) > 10
 
 
-def test_every_kind_has_a_module_and_a_benchmark():
-    from fastconv.bench import LAYERS
-    benchmarked = {layer.kind for layer in LAYERS}
-    for kind in fastconv.kinds():
-        assert kind in MODULES, f"{kind} has no fastconv.nn module"
-        assert kind in benchmarked, f"{kind} has no benchmark layer"
-
-
 @pytest.mark.parametrize("kind", ["conv1d", "conv2d", "conv3d", "conv_transpose2d", "depthwise"])
 def test_nn_module_matches_torch_and_trains(kind):
     torch.manual_seed(0)

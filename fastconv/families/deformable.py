@@ -234,10 +234,17 @@ def _dcnv4_inputs(rng, shapes):
 
 
 B = BENCH_BATCH
+RESNET50_STAGE3 = {"x": (B, 256, 14, 14), "w": (256, 256, 3, 3), "offset": (B, 18, 14, 14)}
 BENCHMARKS = [
     Layer("dcnv2", "ResNet-50 conv4_x (stage 3) 3×3 as DCNv2, 256→256, 14×14",
-          {"x": (B, 256, 14, 14), "w": (256, 256, 3, 3), "offset": (B, 18, 14, 14), "mask": (B, 9, 14, 14)},
+          {**RESNET50_STAGE3, "mask": (B, 9, 14, 14)},
           {"padding": 1}, baseline="deformable:deform_conv2d_grid_sample", make=_deform_inputs),
+    Layer("deform_conv2d", "ResNet-50 conv4_x (stage 3) 3×3 as DCNv2, 256→256, 14×14",
+          {**RESNET50_STAGE3, "mask": (B, 9, 14, 14)},
+          {"padding": 1}, baseline="deformable:deform_conv2d_grid_sample", make=_deform_inputs),
+    Layer("dcnv1", "ResNet-50 conv4_x (stage 3) 3×3 as DCNv1 (no mask), 256→256, 14×14",
+          RESNET50_STAGE3, {"padding": 1}, baseline="deformable:deform_conv2d_grid_sample",
+          make=_deform_inputs),
     Layer("dcnv3", "InternImage-T stage 1 DCNv3 core, 64 channels, group 4, 3×3, 56×56",
           {"x": (B, 56, 56, 64), "offset": (B, 56, 56, 72), "mask": (B, 56, 56, 36)},
           {"kernel_size": 3, "padding": 1, "group": 4}, baseline="deformable:dcnv3_grid_sample",

@@ -33,7 +33,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..deformable.gpu import bilinear, check_int32_indexing
+from ..deformable.sampling_gpu import bilinear, check_int32_indexing
 
 
 @triton.jit

@@ -1,4 +1,4 @@
-"""The bilinear read shared by the deformable Triton kernels (deform_conv2d/gpu.py, dcn/gpu.py).
+"""The bilinear read shared by the deformable Triton kernels (deform_conv2d/gpu.py, dcn/gpu.py); sampling.py is its CPU twin.
 
 The same rule as deformable/sampling.py (which the CPU kernels use; a Triton kernel cannot call a
 Python function), written on blocks: a point with y ≤ −1, y ≥ H, x ≤ −1 or x ≥ W reads 0, otherwise
