@@ -13,11 +13,13 @@ import numpy as np
 
 from .api import get_spec, load, plan, run
 from .families import standard
+from .families import adaptive
 from .spec import Layer
 
 
 LAYERS = [
     *standard.BENCHMARKS,
+    *adaptive.BENCHMARKS,
 ]
 
 

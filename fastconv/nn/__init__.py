@@ -12,10 +12,14 @@ from .common import FastconvModule
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
 from .standard import MODULES as _STANDARD
+from .adaptive import DynamicLightweightConv1d, Involution2d, LightweightConv1d
+from .adaptive import MODULES as _ADAPTIVE
 
 MODULES = {
     **_STANDARD,
+    **_ADAPTIVE,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+           "Involution2d", "LightweightConv1d", "DynamicLightweightConv1d"]

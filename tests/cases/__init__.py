@@ -6,7 +6,9 @@ asymmetric kernels, strides larger than the kernel, dilation, groups...). Tests 
 and array type under test.
 """
 from . import standard
+from . import adaptive
 
 STRATEGIES = {
     **standard.STRATEGIES,
+    **adaptive.STRATEGIES,
 }
