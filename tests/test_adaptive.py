@@ -62,6 +62,17 @@ def test_softmax_normaliser_counts_taps_outside_the_sequence(backend, kind):
     np.testing.assert_allclose(y[0, 0], np.array([1, 2, 3]) / K)      # causal: taps t−4 .. t
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind, w_shape", [("lightweight", (1, 2)), ("lightweight", (2, 3)),
+                                           ("dynamic_lightweight", (1, 2, 3, 5))])
+def test_inputs_are_not_modified(backend, kind, w_shape):
+    """The softmax is taken on copies (a (1, K) w transposed is still 'contiguous' to numpy)."""
+    x, w = randn(1, 2, 5), randn(*w_shape)
+    w_before = w.copy()
+    fastconv.run(kind, x, w, weight_softmax=True, backend=backend)
+    np.testing.assert_array_equal(w, w_before)
+
+
 def test_heads_serve_consecutive_channels():
     """Channel c uses head c // (C/H): with H = 2, C = 4, channels 0, 1 see head 0 and 2, 3 head 1."""
     x, w = np.ones((1, 4, 3)), np.array([[1.0], [10.0]])

@@ -11,8 +11,8 @@ fairseq's ``_forward_unfolded`` and ``_forward_expanded``), written here for bat
     *_unfold                     the input padded and seen as (T, B, C, K) windows, contracted with the
                                  kernels by a batched matrix product
     *_expanded                   every kernel written into a band matrix (B·H, T, T), times the input
-They materialise the large intermediates that the fastconv kernels avoid; the benchmarks report their
-peak memory next to ours.
+The benchmarks report their peak memory next to ours: the unfold of involution (B·C·K²·Ho·Wo elements)
+and the band matrices are materialised; fairseq's 1-d unfold is a strided view that bmm reads in place.
 """
 import torch
 import torch.nn.functional as F

@@ -16,9 +16,11 @@ Shapes
     x (B, C, T)   w (B, H, K, T) (lightweight: a broadcast view of (H, K))   bias (C,)   y (B, C, T)
 
 Cost
-    B·C·T·K multiply-adds; with weight_softmax also B·H·K·T exponentials (C/H times fewer).
-    Minimum traffic: x, w read once and y written once. The official unfold form materialises
-    B·C·T·K elements, the band-matrix form B·H·T·(T + K − 1).
+    B·C·T·K multiply-adds; with weight_softmax also B·H·K·T exponentials for the dynamic kind (C/H times
+    fewer than the multiply-adds), H·K for the lightweight kind.
+    Minimum traffic: x, w read once and y written once; v2 allocates only a K × TILE_T tile per task.
+    fairseq's band-matrix form materialises B·H·T·(T + K − 1) elements; its unfold form is a strided
+    (T, B, C, K) view of the padded input, which torch's CPU bmm reads in place.
 
 Parallel
     v1: one task per row (b, c).   v2: one task per (b, h, chunk of TILE_T steps): the chunk of the R
@@ -29,7 +31,8 @@ Versions
                            softmax when asked, then the sum with a bounds test per tap.
     v2 ``dynamic_tiled``   a chunk of TILE_T steps of one head at a time: its K × TILE_T weights are
                            copied once into a small tile (softmax-normalised there, once per head instead
-                           of once per channel), then each of the R channels adds the taps as shifted row
+                           of once per channel; for the lightweight kind the wrapper normalises the H
+                           kernels once instead), then each of the R channels adds the taps as shifted row
                            updates over the steps whose input is inside [0, T) — no bounds test in the
                            inner loop, which vectorises over t. The tile (K·TILE_T values) and the output
                            chunk stay in L1 while the R channels stream through.
@@ -52,21 +55,29 @@ valid_outputs_jit = numba.njit(valid_outputs)
 TILE_T = 128    # time steps per v2 task: a K = 31 float32 weight tile is 16 KiB, in L1 with the rows
 
 
-@numba.njit(cache=True)
+@numba.njit(fastmath=FASTMATH, cache=True)
 def softmax_taps(tile):
-    """tile (K, N): each column replaced by its softmax over the K taps (max subtracted first)."""
+    """tile (K, N): each column replaced by its softmax over the K taps (its maximum subtracted first).
+
+    Written row by row (n innermost) so that the maximum, the sum and the scaling vectorise over n;
+    only the exponentials stay scalar calls.
+    """
     K, N = tile.shape
-    for n in range(N):
-        top = tile[0, n]
-        for k in range(1, K):
-            top = max(top, tile[k, n])
-        tile[0, n] = np.exp(tile[0, n] - top)
-        total = tile[0, n]
-        for k in range(1, K):
-            tile[k, n] = np.exp(tile[k, n] - top)
-            total += tile[k, n]
-        for k in range(K):
-            tile[k, n] /= total
+    top = tile[0].copy()
+    for k in range(1, K):
+        row = tile[k]
+        for n in range(N):
+            top[n] = max(top[n], row[n])
+    total = np.zeros_like(top)
+    for k in range(K):
+        row = tile[k]
+        for n in range(N):
+            row[n] = np.exp(row[n] - top[n])
+            total[n] += row[n]
+    for k in range(K):
+        row = tile[k]
+        for n in range(N):
+            row[n] /= total[n]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,12 +167,19 @@ def dynamic_lightweight(x, w, *, padding_l, weight_softmax, version="auto"):
 
 def lightweight(x, w, bias=None, *, padding_l, weight_softmax, version="auto"):
     """y = lightweight convolution of x (B, C, T) with w (H, K): the dynamic kernel on w broadcast over
-    samples and steps (a view with strides 0; the softmax over the taps is the same for every (b, t))."""
+    samples and steps (a view with strides 0, nothing copied).
+
+    The softmax of w is the same for every (b, t), so it is taken here once, on the (K, H) taps,
+    instead of once per tile (H·K exponentials instead of B·H·K·T)."""
     B, _, T = x.shape
     H, K = w.shape
+    if weight_softmax:
+        taps = w.T.copy()                   # a new (K, H) array: never normalise the caller's w in place
+        softmax_taps(taps)
+        w = taps.T.copy()
     w4 = np.broadcast_to(w.reshape(1, H, K, 1), (B, H, K, T))
     bias = np.zeros(x.shape[1], dtype=x.dtype) if bias is None else bias
-    return _run(x, w4, bias, padding_l, weight_softmax, version)
+    return _run(x, w4, bias, padding_l, False, version)
 
 
 VERSIONS = ("direct", "tiled")
