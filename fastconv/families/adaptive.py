@@ -141,26 +141,27 @@ SPECS = [
 
 
 B = BENCH_BATCH
-REDNET = "RedNet-50 stage 2 involution 7×7, 128 channels (8 groups of 16)"
-TRANSFORMER = "lightweight-conv transformer layer (C = 512, H = 8, softmax-normalised)"
+REDNET = "7×7, 128 channels in 8 groups of 16 (RedNet-50 stage 2)"
+TRANSFORMER = "C = 512, H = 8, softmax-normalised (lightweight-conv transformer layer)"
 
 
 def fairseq_form(T, K):
-    """The baseline: the faster of fairseq's two CPU forms on these shapes, as measured on a 2-core
-    CPU (fairseq itself takes the band matrices up to T = 512, which is slower here except at K = 31)."""
+    """The baseline: the faster of fairseq's two forms on these shapes, as measured on a 2-core CPU.
+    fairseq's modules default to the band matrices (DynamicConv up to T = 512 only), which is the slower
+    form here except at T = 512, K = 31."""
     return "expanded" if (T, K) == (512, 31) else "unfold"
 
 
 BENCHMARKS = [
-    Layer("involution", f"{REDNET}, first block stride 2, 56×56 → 28×28",
+    Layer("involution", f"stride 2, 56×56 → 28×28, {REDNET}, first block",
           {"x": (B, 128, 56, 56), "w": (B, 8, 7, 7, 28, 28)}, {"stride": 2},
           baseline="adaptive:involution_unfold"),
-    Layer("involution", f"{REDNET}, 28×28", {"x": (B, 128, 28, 28), "w": (B, 8, 7, 7, 28, 28)},
+    Layer("involution", f"28×28, {REDNET}", {"x": (B, 128, 28, 28), "w": (B, 8, 7, 7, 28, 28)},
           baseline="adaptive:involution_unfold"),
-    *[Layer("lightweight", f"{TRANSFORMER}, T = {T}, K = {K}", {"x": (B, 512, T), "w": (8, K)},
+    *[Layer("lightweight", f"T = {T}, K = {K}, {TRANSFORMER}", {"x": (B, 512, T), "w": (8, K)},
             {"weight_softmax": True}, baseline=f"adaptive:lightweight_{fairseq_form(T, K)}")
       for T in (512, 2048) for K in (3, 7, 15, 31)],
-    *[Layer("dynamic_lightweight", f"{TRANSFORMER}, T = {T}, K = {K}",
+    *[Layer("dynamic_lightweight", f"T = {T}, K = {K}, {TRANSFORMER}",
             {"x": (B, 512, T), "w": (B, 8, K, T)}, {"weight_softmax": True},
             baseline=f"adaptive:dynamic_lightweight_{fairseq_form(T, K)}")
       for T in (512, 2048) for K in (3, 7, 15, 31)],

@@ -10,8 +10,6 @@ Layout: batch-first, x (B, C, H, W) and x (B, C, T). fairseq's modules take time
 ours with ``x.permute(1, 2, 0)`` and permute the result back with ``.permute(2, 0, 1)``. Weight dropout
 (DropConnect) is not implemented (fairseq's default is 0).
 """
-import math
-
 import torch
 import torch.nn.functional as F
 
