@@ -73,6 +73,17 @@ def test_inputs_are_not_modified(backend, kind, w_shape):
     np.testing.assert_array_equal(w, w_before)
 
 
+@pytest.mark.parametrize("padding_l", [0, 4, 8])
+def test_tiled_kernel_across_chunk_boundaries(padding_l):
+    """Sequences longer than the CPU kernel's TILE_T (the generic strategies stay far below it)."""
+    from fastconv.kernels.lightweight.cpu import TILE_T
+    T = 2 * TILE_T + 37
+    x, w = randn(1, 4, T), randn(1, 2, 9, T)
+    kwargs = dict(padding_l=padding_l, weight_softmax=True)
+    np.testing.assert_allclose(fastconv.run("dynamic_lightweight", x, w, backend="numba", **kwargs),
+                               fastconv.run("dynamic_lightweight", x, w, backend="torch", **kwargs), atol=1e-12)
+
+
 def test_heads_serve_consecutive_channels():
     """Channel c uses head c // (C/H): with H = 2, C = 4, channels 0, 1 see head 0 and 2, 3 head 1."""
     x, w = np.ones((1, 4, 3)), np.array([[1.0], [10.0]])

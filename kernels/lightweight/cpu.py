@@ -34,8 +34,12 @@ Versions
                            of once per channel; for the lightweight kind the wrapper normalises the H
                            kernels once instead), then each of the R channels adds the taps as shifted row
                            updates over the steps whose input is inside [0, T) — no bounds test in the
-                           inner loop, which vectorises over t. The tile (K·TILE_T values) and the output
-                           chunk stay in L1 while the R channels stream through.
+                           inner loop, which vectorises over t. The tile (K·TILE_T values) stays in
+                           cache while the R channels stream through, and each output chunk stays in L1
+                           across its K taps. TILE_T = 512 rather than a smaller L1-sized chunk: each
+                           (channel, tap) pair costs a fixed setup (views, bounds), and longer runs of
+                           consecutive steps let the hardware prefetchers stream x and y (measured ~1.3×
+                           faster than 128 at K = 31, ~1.6× at K = 3).
     Both wrappers pick v2 for "auto".
 
 Caveats
@@ -52,7 +56,8 @@ from .._index import valid_outputs
 
 valid_outputs_jit = numba.njit(valid_outputs)
 
-TILE_T = 128    # time steps per v2 task: a K = 31 float32 weight tile is 16 KiB, in L1 with the rows
+TILE_T = 512    # time steps per v2 task: long rows for the prefetchers, fewer per-row setups; a K = 31
+                # float32 weight tile is 62 KiB (L2), the R output chunks stream through L1
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
