@@ -13,8 +13,9 @@ Shapes
     x (B, C, T) contiguous   w (B, H, K, T) any strides   bias (C,)   y (B, C, T)
 
 Cost
-    B·C·T·K multiply-adds (+ 2·K exponentials per output with weight_softmax: each program normalises
-    the kernels of its own channels, which is cheaper than a second launch at these K).
+    B·C·T·K multiply-adds (+ K exponentials per output with weight_softmax: each program normalises
+    the kernels of its own channels — R times more exponentials than one per head, but no second
+    launch and no normalised copy of w in memory).
     Minimum traffic: x, w read once, y written once.
 
 Parallel
