@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .api import get_spec, load, plan, run
-from .families import deformable, standard
+from .families import adaptive, deformable, standard
 from .spec import BENCH_BATCH as BATCH
 from .spec import Layer
 
@@ -20,6 +20,7 @@ from .spec import Layer
 LAYERS = [
     *standard.BENCHMARKS,
     *deformable.BENCHMARKS,
+    *adaptive.BENCHMARKS,
 ]
 
 

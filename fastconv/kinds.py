@@ -1,7 +1,8 @@
 """The static table of every kind: one line per family, read top to bottom."""
-from .families import deformable, standard
+from .families import adaptive, deformable, standard
 
 SPECS = {spec.name: spec for spec in [
     *standard.SPECS,
     *deformable.SPECS,
+    *adaptive.SPECS,
 ]}

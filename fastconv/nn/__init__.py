@@ -8,18 +8,22 @@ force it.
 
 ``MODULES`` maps every kind to its module class.
 """
+from .adaptive import MODULES as _ADAPTIVE
+from .adaptive import DynamicLightweightConv1d, Involution2d, LightweightConv1d
 from .common import FastconvModule
-from .deformable import DCNv3, DCNv4, DeformConv2d
 from .deformable import MODULES as _DEFORMABLE
+from .deformable import DCNv3, DCNv4, DeformConv2d
+from .standard import MODULES as _STANDARD
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
-from .standard import MODULES as _STANDARD
 
 MODULES = {
     **_STANDARD,
     **_DEFORMABLE,
+    **_ADAPTIVE,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
            "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-           "DeformConv2d", "DCNv3", "DCNv4"]
+           "DeformConv2d", "DCNv3", "DCNv4",
+           "Involution2d", "LightweightConv1d", "DynamicLightweightConv1d"]

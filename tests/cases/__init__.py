@@ -5,9 +5,10 @@ A strategy draws a :class:`Case`: the positional tensors and keyword arguments o
 asymmetric kernels, strides larger than the kernel, dilation, groups...). Tests cast them to the dtype
 and array type under test.
 """
-from . import deformable, standard
+from . import adaptive, deformable, standard
 
 STRATEGIES = {
     **standard.STRATEGIES,
     **deformable.STRATEGIES,
+    **adaptive.STRATEGIES,
 }
