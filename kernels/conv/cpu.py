@@ -92,13 +92,58 @@ def conv_direct(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
 # ----------------------------------------------------------------------------------------------------
 # v2: per-tile im2col + register-blocked matrix product
 # ----------------------------------------------------------------------------------------------------
+@numba.njit(fastmath=FASTMATH, cache=True)
+def im2col_tile(x, A, bias, y, b, g, od, oh, ow0, N, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
+    """One v2 tile: y[b, g·Og + o, od, oh, ow0 + n] = bias[o] + Σ_kk A[o, kk]·P[n, kk], o < Og, n < N.
+
+    A (Og rounded up to MR, K) is group g's weight matrix (padded rows zero), bias (Og,) its biases.
+    Shared with kernels/dynamic/cpu.py, which calls it with each sample's own A and bias.
+    """
+    _, _, D, H, W = x.shape
+    K = A.shape[1]
+    Og = bias.shape[0]
+    Cg = K // (KD * KH * KW)
+
+    # 1. the patch: P[n, kk] = x[b, g·Cg + c, id, ih, iw] for pixel ow0 + n and tap
+    #    kk = ((c·KD + kd)·KH + kh)·KW + kw, the same order as w[o, c, kd, kh, kw] flattened.
+    #    Rows up to a multiple of NR and taps reading padding stay zero.
+    P = np.zeros((round_up(N, NR), K), dtype=x.dtype)
+    for c in range(Cg):
+        for kd in range(KD):
+            i_d = od * sd - pd + kd * dd
+            if i_d < 0 or i_d >= D:
+                continue
+            for kh in range(KH):
+                ih = oh * sh - ph + kh * dh
+                if ih < 0 or ih >= H:
+                    continue
+                x_row = x[b, g * Cg + c, i_d, ih]
+                for kw in range(KW):
+                    kk = ((c * KD + kd) * KH + kh) * KW + kw
+                    # only the pixels whose input column is inside the row
+                    lo, hi = valid_outputs_jit(W, ow0 + N, sw, kw * dw - pw)
+                    for ow in range(max(lo, ow0), hi):
+                        P[ow - ow0, kk] = x_row[ow * sw - pw + kw * dw]
+
+    # 2. the tile: T[o, n] = bias[o] + Σ_kk A[o, kk]·P[n, kk]
+    T = np.zeros((A.shape[0], P.shape[0]), dtype=x.dtype)
+    for o in range(Og):
+        T[o, :] = bias[o]
+    tile_matmul(A, P, T)
+
+    # 3. write the real rows and columns of the tile
+    for o in range(Og):
+        for n in range(N):
+            y[b, g * Og + o, od, oh, ow0 + n] = T[o, n]
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_im2col(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
     """A is the weight as (G, Og rounded up to 4, K) matrices, padded rows zero."""
-    B, C, D, H, W = x.shape
-    G, Og_pad, K = A.shape
+    B = x.shape[0]
+    G = A.shape[0]
     _, O, OD, OH, OW = y.shape
-    Cg, Og = C // G, O // G
+    Og = O // G
     n_chunks = (OW + TILE_W - 1) // TILE_W
     for tile in prange(B * G * OD * OH * n_chunks):
         # which tile this task owns: output columns ow0 .. ow0+N of row (b, od, oh), channels of group g
@@ -108,39 +153,8 @@ def conv_im2col(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
         g = tile // (n_chunks * OH * OD) % G
         b = tile // (n_chunks * OH * OD * G)
         ow0 = chunk * TILE_W
-        N = min(TILE_W, OW - ow0)
-
-        # 1. the patch: P[n, kk] = x[b, g·Cg + c, id, ih, iw] for pixel ow0 + n and tap
-        #    kk = ((c·KD + kd)·KH + kh)·KW + kw, the same order as w[o, c, kd, kh, kw] flattened.
-        #    Rows up to a multiple of NR and taps reading padding stay zero.
-        P = np.zeros((round_up(N, NR), K), dtype=x.dtype)
-        for c in range(Cg):
-            for kd in range(KD):
-                i_d = od * sd - pd + kd * dd
-                if i_d < 0 or i_d >= D:
-                    continue
-                for kh in range(KH):
-                    ih = oh * sh - ph + kh * dh
-                    if ih < 0 or ih >= H:
-                        continue
-                    x_row = x[b, g * Cg + c, i_d, ih]
-                    for kw in range(KW):
-                        kk = ((c * KD + kd) * KH + kh) * KW + kw
-                        # only the pixels whose input column is inside the row
-                        lo, hi = valid_outputs_jit(W, ow0 + N, sw, kw * dw - pw)
-                        for ow in range(max(lo, ow0), hi):
-                            P[ow - ow0, kk] = x_row[ow * sw - pw + kw * dw]
-
-        # 2. the tile: T[o, n] = bias[g·Og + o] + Σ_kk A[g, o, kk]·P[n, kk]
-        T = np.zeros((Og_pad, P.shape[0]), dtype=x.dtype)
-        for o in range(Og):
-            T[o, :] = bias[g * Og + o]
-        tile_matmul(A[g], P, T)
-
-        # 3. write the real rows and columns of the tile
-        for o in range(Og):
-            for n in range(N):
-                y[b, g * Og + o, od, oh, ow0 + n] = T[o, n]
+        im2col_tile(x, A[g], bias[g * Og:(g + 1) * Og], y, b, g, od, oh, ow0, min(TILE_W, OW - ow0),
+                    KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw)
 
 
 # ----------------------------------------------------------------------------------------------------
