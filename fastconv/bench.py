@@ -12,12 +12,13 @@ from typing import Callable
 import numpy as np
 
 from .api import get_spec, load, plan, run
-from .families import standard
+from .families import dynamic, standard
 from .spec import Layer
 
 
 LAYERS = [
     *standard.BENCHMARKS,
+    *dynamic.BENCHMARKS,
 ]
 
 

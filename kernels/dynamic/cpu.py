@@ -1,0 +1,208 @@
+"""Input-dependent kernels on the CPU with Numba: dynamic convolution (CondConv), ODConv, KernelWarehouse.
+
+Every kind is, for each sample b, an ordinary conv2d with the sample's own kernel W_b. The kernel is
+aggregated ONCE PER SAMPLE into the GEMM layout A[b, g] (group g's (Og, Cg·kh·kw) matrix), then every
+output tile of sample b multiplies its im2col patch by A[b, g] (kernels/conv/cpu.py ``im2col_tile``).
+
+Math (G groups, Cg = Cin/G, Og = Cout/G, output channel o = g·Og + q, r = (c·kh + u)·kw + v)
+    dynamic           A[b,g,q,r] = Σ_k a[b,k]·w[k,o,c,u,v]                 bias_b[o] = Σ_k a[b,k]·bias[k,o]
+    odconv            A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,u,v]·Σ_n a_w[b,n]·w[n,o,c,u,v]
+                      (a_c ⊙ x and a_f ⊙ y are folded into the kernel's input and output channels: by
+                      linearity conv(a_c ⊙ x, W)·a_f = conv(x, a_f·W·a_c), so x is never copied)
+    kernel_warehouse  A[b,0,go·c_o+a, ((gi·c_i+e)·kh + u)·kw + v] = Σ_j alpha[b,t,j]·cells[j,a,e],
+                      t = ((u·kw + v)·Go + go)·Gi + gi
+    then, for all three,
+    y[b,o,oh,ow] = bias_b[o] + Σ_r A[b,g,q,r]·x[b, g·Cg + c, oh·sh − ph + u·dh, ow·sw − pw + v·dw]
+
+Shapes
+    x (B, Cin, H, W); w (K, Cout, Cg, kh, kw); attentions as in the spec; cells (n, c_o, c_i);
+    A (B, G, Og rounded up to 4, Cg·kh·kw) zero in the padded rows; bias_b (B, Cout); y (B, Cout, OH, OW).
+
+Cost
+    aggregation: B·K·Cout·Cg·kh·kw multiply-adds (KernelWarehouse: B·m·n·c_o·c_i); the convolution:
+    B·Cout·OH·OW·Cg·kh·kw.  Memory: A is the aggregated weights (rows padded to a multiple of 4) and each
+    tile's patch is TILE_W × Cg·kh·kw, so nothing beyond B·Cout·Cg·k² plus the output is allocated.
+
+Parallel
+    aggregation: one task per (b, g, q) row of A (KernelWarehouse: per (b, o) row).
+    im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; tasks write disjoint parts of y.
+
+Why once per sample and not per (sample, output-channel tile)
+    Aggregating inside each tile would redo K multiply-adds per kernel weight for every one of the
+    OH·ceil(OW/TILE_W) tiles that use it (112 tiles on a 56×56 ResNet layer: 448 extra multiply-adds per
+    weight against 3136 for the convolution, +14%), while once per sample costs K per weight (+0.1%)
+    and stores exactly the aggregated weights the memory budget allows. On a GPU the balance differs
+    (see gpu.py).
+
+Versions
+    v1 ``direct``   the aggregated kernel of each sample, then the plain formula loops of conv2d
+                    (kernels/conv/cpu.py ``conv_direct``) on that one sample.  Plain, slow.
+    v2 ``im2col``   all samples at once: one prange over (b, g, oh, ow-chunk) tiles, each building its
+                    small im2col patch and multiplying it by A[b, g] with the register-blocked
+                    ``tile_matmul`` (4 output channels × 3 pixels in registers, SIMD over the taps).
+                    Compared with torch's batch-folded grouped conv, no (B·Cout, Cin/g, k, k) kernel
+                    tensor is re-laid out per call and the B groups are one flat parallel loop.
+    ``auto`` is v2.
+
+Caveats
+    Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
+    from the definition (scale x, convolve, scale y) by rounding only. Depthwise ODConv (Cg = 1) runs
+    through the same GEMM with 1 useful row in 4 (correct, not tuned).
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from .._cpu_gemm import FASTMATH, MR, round_up
+from .._index import as_3d
+from ..conv.cpu import TILE_W, conv_direct, im2col_tile
+
+
+# ----------------------------------------------------------------------------------------------------
+# Aggregation: each sample's kernel, directly in the GEMM layout A[b, g, q, r]
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def aggregate_experts(w, a_w, a_s, a_c, a_f, A):
+    """A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,t]·Σ_n a_w[b,n]·w[n,o,r] with o = g·Og + q, r = c·T + t.
+
+    w (N, Cout, Cg·T) flattened experts, a_w (B, N), a_s (B, T), a_c (B, Cin), a_f (B, Cout): the wrapper
+    passes ones for an attention that is None (dynamic convolution passes ones for all but a_w).
+    """
+    N, O, R = w.shape
+    B, G = A.shape[0], A.shape[1]
+    Og = O // G
+    T = a_s.shape[1]
+    Cg = R // T
+    for row in prange(B * O):
+        b, o = row // O, row % O
+        g, q = o // Og, o % Og
+        out = A[b, g, q]
+        # Σ_n a_w[b,n]·w[n,o,:], one expert at a time (vectorises over r)
+        out[:] = 0
+        for n in range(N):
+            coef = a_w[b, n]
+            w_row = w[n, o]
+            for r in range(R):
+                out[r] += coef * w_row[r]
+        # the spatial, input-channel and output-channel attentions scale the taps
+        for c in range(Cg):
+            scale = a_f[b, o] * a_c[b, g * Cg + c]
+            for t in range(T):
+                out[c * T + t] *= scale * a_s[b, t]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def assemble_warehouse(cells, alpha, A, KH, KW):
+    """A[b,0,go·c_o+a, (gi·c_i+e)·T + s] = Σ_j alpha[b,t,j]·cells[j,a,e], t = (s·Go + go)·Gi + gi, T = KH·KW."""
+    n, c_o, c_i = cells.shape
+    B, _, _, R = A.shape
+    T = KH * KW
+    Gi = R // (T * c_i)
+    O = alpha.shape[1] // (T * Gi) * c_o
+    Go = O // c_o
+    for row in prange(B * O):
+        b, o = row // O, row % O
+        go, a = o // c_o, o % c_o
+        out = A[b, 0, o]
+        out[:] = 0
+        for s in range(T):
+            for gi in range(Gi):
+                t = (s * Go + go) * Gi + gi
+                # mixture t, row a: Σ_j alpha[b,t,j]·cells[j,a,:], scattered to taps s of channels gi·c_i + e
+                for j in range(n):
+                    coef = alpha[b, t, j]
+                    cell_row = cells[j, a]
+                    for e in range(c_i):
+                        out[(gi * c_i + e) * T + s] += coef * cell_row[e]
+
+
+# ----------------------------------------------------------------------------------------------------
+# v2: every sample's tiles in one parallel loop, each tile a GEMM with its sample's A[b, g]
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_per_sample(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
+    """y[b] = conv2d(x[b]) with weight matrices A[b] (B, G, Og_pad, K) and biases bias[b] (B, Cout).
+
+    x and y are 5-D views (B, C, 1, H, W) as conv2d's kernels take them."""
+    B, G = A.shape[0], A.shape[1]
+    _, O, _, OH, OW = y.shape
+    Og = O // G
+    n_chunks = (OW + TILE_W - 1) // TILE_W
+    for tile in prange(B * G * OH * n_chunks):
+        # the tile: output columns ow0 .. ow0+N of row oh of sample b, the Og channels of group g
+        chunk = tile % n_chunks
+        oh = tile // n_chunks % OH
+        g = tile // (n_chunks * OH) % G
+        b = tile // (n_chunks * OH * G)
+        ow0 = chunk * TILE_W
+        im2col_tile(x, A[b, g], bias[b, g * Og:(g + 1) * Og], y, b, g, 0, oh, ow0, min(TILE_W, OW - ow0),
+                    1, KH, KW, 1, sh, sw, 0, ph, pw, 1, dh, dw)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The wrappers fastconv.run calls
+# ----------------------------------------------------------------------------------------------------
+def _matrices(batch, groups, out_channels, taps, dtype):
+    """The per-sample GEMM weights A (B, G, Og rounded up to MR, taps), padded rows zero."""
+    Og = out_channels // groups
+    return np.zeros((batch, groups, round_up(Og, MR), taps), dtype=dtype)
+
+
+def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, version):
+    """y[b] = conv2d(x[b], A[b]) + bias[b], by v1 (per sample, plain loops) or v2 (tiled GEMM)."""
+    B, G, Og = x.shape[0], A.shape[1], bias.shape[1] // A.shape[1]
+    O = bias.shape[1]
+    KH, KW = kernel_size
+    y = np.empty((B, O, 1, *out_size), dtype=x.dtype)
+    x5 = as_3d(x, 2)
+    if version in ("auto", "im2col"):
+        conv_per_sample(x5, A, bias, y, KH, KW, *stride, *padding, *dilation)
+    elif version == "direct":
+        for b in range(B):
+            w5 = np.ascontiguousarray(A[b, :, :Og]).reshape(O, -1, 1, KH, KW)
+            conv_direct(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, *stride, 0, *padding, 1, *dilation)
+    else:
+        raise ValueError(f"version must be 'auto', 'direct' or 'im2col', got {version!r}")
+    return y.reshape(B, O, *out_size)
+
+
+def _ones(batch, n, dtype):
+    return np.ones((batch, n), dtype=dtype)
+
+
+def dynamic(x, w, attention, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
+    """y[b] = conv2d(x[b], Σ_k a[b,k]·w[k], Σ_k a[b,k]·bias[k]).  version: "direct", "im2col" or "auto"."""
+    B, dtype = x.shape[0], x.dtype
+    K, O, Cg, KH, KW = w.shape
+    A = _matrices(B, groups, O, Cg * KH * KW, dtype)
+    aggregate_experts(w.reshape(K, O, -1), attention, _ones(B, KH * KW, dtype), _ones(B, x.shape[1], dtype),
+                      _ones(B, O, dtype), A)
+    biases = np.zeros((B, O), dtype=dtype) if bias is None else np.ascontiguousarray(attention @ bias)
+    return _convolve(x, A, biases, (KH, KW), stride, padding, dilation, out_size, version)
+
+
+def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=None, out_attention=None, *,
+           stride, padding, dilation, groups, out_size, version="auto"):
+    """y[b] = a_f[b] ⊙ conv2d(a_c[b] ⊙ x[b], Σ_n a_w[b,n]·(a_s[b] ⊙ w[n])); None attentions are 1."""
+    B, dtype = x.shape[0], x.dtype
+    N, O, Cg, KH, KW = w.shape
+    or_ones = lambda a, n: _ones(B, n, dtype) if a is None else a.reshape(B, n)
+    A = _matrices(B, groups, O, Cg * KH * KW, dtype)
+    aggregate_experts(w.reshape(N, O, -1), or_ones(kernel_attention, N), or_ones(spatial_attention, KH * KW),
+                      or_ones(in_attention, x.shape[1]), or_ones(out_attention, O), A)
+    return _convolve(x, A, np.zeros((B, O), dtype=dtype), (KH, KW), stride, padding, dilation, out_size,
+                     version)
+
+
+def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, padding, dilation, out_size,
+                     version="auto"):
+    """y[b] = conv2d(x[b], W_b) with W_b assembled from the warehouse cells by the mixtures alpha[b]."""
+    B, Cin = x.shape[:2]
+    KH, KW = kernel_size
+    A = _matrices(B, 1, out_channels, Cin * KH * KW, x.dtype)
+    assemble_warehouse(cells, attention, A, KH, KW)
+    return _convolve(x, A, np.zeros((B, out_channels), dtype=x.dtype), kernel_size, stride, padding, dilation,
+                     out_size, version)
+
+
+VERSIONS = ("direct", "im2col")
