@@ -134,7 +134,7 @@ SPECS = [
          formula="y[b,o,p] = Σ_k a[b,k]·bias[k,o] + Σ_{c,kh,kw} (Σ_k a[b,k]·w[k,o,c,kh,kw])·x[b, g·Cg + c, "
                  "p·s − pad + (kh,kw)·d]",
          inputs=("x", "w"), tensor_params=("attention", "bias"), params=CONV_PARAMS,
-         plan=dynamic_plan, reference="dynamic:dynamic", cpu="dynamic.cpu:dynamic", gpu=None,
+         plan=dynamic_plan, reference="dynamic:dynamic", cpu="dynamic.cpu:dynamic", gpu="dynamic.gpu:dynamic",
          source=SOURCE_DYNAMIC, required=("attention",),
          layout="x (B, Cin, H, W), w (K, Cout, Cin/groups, kh, kw), attention (B, K), bias (K, Cout)"),
     Spec(name="odconv", family="dynamic",
@@ -144,7 +144,7 @@ SPECS = [
          inputs=("x", "w"),
          tensor_params=("kernel_attention", "spatial_attention", "in_attention", "out_attention"),
          params=CONV_PARAMS, plan=odconv_plan, reference="dynamic:odconv", cpu="dynamic.cpu:odconv",
-         gpu=None, source="OSVAI/ODConv modules/odconv.py (Li, Zhou, Yao, ICLR 2022)",
+         gpu="dynamic.gpu:odconv", source="OSVAI/ODConv modules/odconv.py (Li, Zhou, Yao, ICLR 2022)",
          layout="x (B, Cin, H, W), w (N, Cout, Cin/groups, kh, kw), kernel_attention (B, N), "
                 "spatial_attention (B, kh, kw), in_attention (B, Cin), out_attention (B, Cout)"),
     Spec(name="kernel_warehouse", family="dynamic",
@@ -154,7 +154,7 @@ SPECS = [
          inputs=("x", "cells"), tensor_params=("attention",),
          params=dict(out_channels=None, kernel_size=None, stride=1, padding=0, dilation=1),
          plan=kernel_warehouse_plan, reference="dynamic:kernel_warehouse", cpu="dynamic.cpu:kernel_warehouse",
-         gpu=None,
+         gpu="dynamic.gpu:kernel_warehouse",
          source="OSVAI/KernelWarehouse modules/kernel_warehouse.py (Li & Yao, ICML 2024)", required=("attention",),
          layout="x (B, Cin, H, W), cells (n, c_o, c_i), attention (B, m, n)"),
 ]
