@@ -9,13 +9,17 @@ force it.
 ``MODULES`` maps every kind to its module class.
 """
 from .common import FastconvModule
+from .dynamic import DynamicConv2d, KernelWarehouseConv2d, ODConv2d
+from .dynamic import MODULES as _DYNAMIC
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
 from .standard import MODULES as _STANDARD
 
 MODULES = {
     **_STANDARD,
+    **_DYNAMIC,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+           "DynamicConv2d", "ODConv2d", "KernelWarehouseConv2d"]
