@@ -104,16 +104,20 @@ def assemble_warehouse(cells, alpha, A, KH, KW):
         b, o = row // O, row % O
         go, a = o // c_o, o % c_o
         out = A[b, 0, o]
-        out[:] = 0
+        mixed = np.empty(c_i, dtype=A.dtype)
         for s in range(T):
             for gi in range(Gi):
                 t = (s * Go + go) * Gi + gi
-                # mixture t, row a: Σ_j alpha[b,t,j]·cells[j,a,:], scattered to taps s of channels gi·c_i + e
+                # row a of mixture t: Σ_j alpha[b,t,j]·cells[j,a,:], summed contiguously (SIMD over e) ...
+                mixed[:] = 0
                 for j in range(n):
                     coef = alpha[b, t, j]
                     cell_row = cells[j, a]
                     for e in range(c_i):
-                        out[(gi * c_i + e) * T + s] += coef * cell_row[e]
+                        mixed[e] += coef * cell_row[e]
+                # ... then scattered once to tap s of input channels gi·c_i + e (stride T in A's row)
+                for e in range(c_i):
+                    out[(gi * c_i + e) * T + s] = mixed[e]
 
 
 # ----------------------------------------------------------------------------------------------------
