@@ -115,7 +115,7 @@ def test_kernel_warehouse_mixture_order_is_the_official_permute():
 # ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["dynamic", "odconv", "kernel_warehouse"])
 def test_numba_allocates_only_the_aggregated_weights_and_the_output(kind):
-    B, Cin, Cout, k, H = 4, 16, 8, 3, 40         # a copy of x (400 KB) would not fit the budget
+    B, Cin, Cout, k, H = 4, 16, 8, 3, 64
     x = RNG.standard_normal((B, Cin, H, H), dtype=np.float32)
     if kind == "kernel_warehouse":
         args, kwargs = (x, RNG.standard_normal((6, 4, 8), dtype=np.float32)), \
@@ -130,7 +130,8 @@ def test_numba_allocates_only_the_aggregated_weights_and_the_output(kind):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     budget = 4 * (B * Cout * Cin * k * k + B * Cout * H * H)
-    assert peak <= budget + 32768, f"peak {peak} bytes > aggregated weights + output = {budget} bytes"
+    slack = x.nbytes // 4         # Python-level noise; any copy of x (as x·a_c would be) is 4 times larger
+    assert peak <= budget + slack, f"peak {peak} bytes > aggregated weights + output = {budget} bytes"
 
 
 # ---------------------------------------------------------------------------------------------------
