@@ -26,6 +26,7 @@ Cost
 Parallel
     aggregation: one task per (b, g, q) row of A (KernelWarehouse: per (b, o) row).
     im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; tasks write disjoint parts of y.
+    direct, depthwise: per sample, one task per output row (conv2d's v1 and v3).
 
 Why once per sample and not per (sample, output-channel tile)
     Aggregating inside each tile would redo K multiply-adds per kernel weight for every one of the
@@ -42,12 +43,16 @@ Versions
                     ``tile_matmul`` (4 output channels × 3 pixels in registers, SIMD over the taps).
                     Compared with torch's batch-folded grouped conv, no (B·Cout, Cin/g, k, k) kernel
                     tensor is re-laid out per call and the B groups are one flat parallel loop.
-    ``auto`` is v2.
+    v3 ``depthwise`` groups = Cin (Cg = 1, e.g. ODConv on MobileNet's depthwise layers): the GEMM would
+                    reduce over only kh·kw taps with 1 useful row in 4, so each sample instead runs
+                    conv2d's depthwise kernel (kernels/conv/cpu.py ``conv_depthwise``: taps as shifted
+                    row updates, SIMD over ow) with its aggregated kernel.
+    ``auto`` is v3 when Cg = 1, else v2.
 
 Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
-    from the definition (scale x, convolve, scale y) by rounding only. Depthwise ODConv (Cg = 1) runs
-    through the same GEMM with 1 useful row in 4 (correct, not tuned).
+    from the definition (scale x, convolve, scale y) by rounding only. v1 and v3 loop over the samples
+    in Python, one parallel region each.
     Speed is that of conv2d's v2 tile (measured here, one thread, CPU time: ~62 GFLOP/s on the ResNet
     3×3 layer, against ~110 for oneDNN's direct convolution on the same core); the batch-folded
     baseline pays for its extra passes (the kernels' re-layout, x·a_c and y·a_f for ODConv), which
@@ -59,9 +64,10 @@ import numba
 import numpy as np
 from numba import prange
 
+from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, round_up
 from .._index import as_3d
-from ..conv.cpu import TILE_W, conv_direct, im2col_tile
+from ..conv.cpu import TILE_W, conv_depthwise, conv_direct, im2col_tile
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -159,20 +165,26 @@ def _matrices(batch, groups, out_channels, taps, dtype):
 
 
 def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, version):
-    """y[b] = conv2d(x[b], A[b]) + bias[b], by v1 (per sample, plain loops) or v2 (tiled GEMM)."""
+    """y[b] = conv2d(x[b], A[b]) + bias[b], by v1 (plain loops), v2 (tiled GEMM) or v3 (depthwise rows)."""
     B, G, Og = x.shape[0], A.shape[1], bias.shape[1] // A.shape[1]
     O = bias.shape[1]
     KH, KW = kernel_size
     y = np.empty((B, O, 1, *out_size), dtype=x.dtype)
     x5 = as_3d(x, 2)
-    if version in ("auto", "im2col"):
+    depthwise = G == x.shape[1] and A.shape[3] == KH * KW         # Cg = 1
+    if version == "auto":
+        version = "depthwise" if depthwise else "im2col"
+    if version == "im2col":
         conv_per_sample(x5, A, bias, y, KH, KW, *stride, *padding, *dilation)
-    elif version == "direct":
+    elif version in ("direct", "depthwise"):
+        if version == "depthwise" and not depthwise:
+            raise NotApplicable("version='depthwise' needs groups = in_channels (one input channel per group)")
+        run = conv_direct if version == "direct" else conv_depthwise
         for b in range(B):
             w5 = np.ascontiguousarray(A[b, :, :Og]).reshape(O, -1, 1, KH, KW)
-            conv_direct(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, *stride, 0, *padding, 1, *dilation)
+            run(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, *stride, 0, *padding, 1, *dilation)
     else:
-        raise ValueError(f"version must be 'auto', 'direct' or 'im2col', got {version!r}")
+        raise ValueError(f"version must be 'auto', 'direct', 'im2col' or 'depthwise', got {version!r}")
     return y.reshape(B, O, *out_size)
 
 
@@ -215,4 +227,4 @@ def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, 
                      out_size, version)
 
 
-VERSIONS = ("direct", "im2col")
+VERSIONS = ("direct", "im2col", "depthwise")
