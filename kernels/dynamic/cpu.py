@@ -65,7 +65,7 @@ import numpy as np
 from numba import prange
 
 from .. import NotApplicable
-from .._cpu_gemm import FASTMATH, MR, round_up
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d
 from ..conv.cpu import TILE_W, conv_depthwise, conv_direct, im2col_tile
 
@@ -74,8 +74,10 @@ from ..conv.cpu import TILE_W, conv_depthwise, conv_direct, im2col_tile
 # Aggregation: each sample's kernel, directly in the GEMM layout A[b, g, q, r]
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def aggregate_experts(w, a_w, a_s, a_c, a_f, A):
-    """A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,t]·Σ_n a_w[b,n]·w[n,o,r] with o = g·Og + q, r = c·T + t.
+def aggregate_experts(w, a_w, a_s, a_c, a_f, A, taps_first):
+    """A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,t]·Σ_n a_w[b,n]·w[n,o,r] with o = g·Og + q and
+    r = c·T + t (conv2d's order), or r = t·Cg + c when taps_first (v4's order; w must then be given
+    in that order too).
 
     w (N, Cout, Cg·T) flattened experts, a_w (B, N), a_s (B, T), a_c (B, Cin), a_f (B, Cout): the wrapper
     passes ones for an attention that is None (dynamic convolution passes ones for all but a_w).
@@ -100,12 +102,13 @@ def aggregate_experts(w, a_w, a_s, a_c, a_f, A):
         for c in range(Cg):
             scale = a_f[b, o] * a_c[b, g * Cg + c]
             for t in range(T):
-                out[c * T + t] *= scale * a_s[b, t]
+                out[t * Cg + c if taps_first else c * T + t] *= scale * a_s[b, t]
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def assemble_warehouse(cells, alpha, A, KH, KW):
-    """A[b,0,go·c_o+a, (gi·c_i+e)·T + s] = Σ_j alpha[b,t,j]·cells[j,a,e], t = (s·Go + go)·Gi + gi, T = KH·KW."""
+def assemble_warehouse(cells, alpha, A, KH, KW, taps_first):
+    """A[b,0,go·c_o+a, r] = Σ_j alpha[b,t,j]·cells[j,a,e], t = (s·Go + go)·Gi + gi, T = KH·KW, with
+    r = (gi·c_i+e)·T + s (conv2d's order) or r = s·Cin + gi·c_i + e when taps_first (v4's order)."""
     n, c_o, c_i = cells.shape
     B, _, _, R = A.shape
     T = KH * KW
@@ -127,9 +130,9 @@ def assemble_warehouse(cells, alpha, A, KH, KW):
                     cell_row = cells[j, a]
                     for e in range(c_i):
                         mixed[e] += coef * cell_row[e]
-                # ... then scattered once to tap s of input channels gi·c_i + e (stride T in A's row)
+                # ... then stored once at tap s of input channels gi·c_i + e
                 for e in range(c_i):
-                    out[(gi * c_i + e) * T + s] = mixed[e]
+                    out[s * Gi * c_i + gi * c_i + e if taps_first else (gi * c_i + e) * T + s] = mixed[e]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -156,6 +159,71 @@ def conv_per_sample(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
 
 
 # ----------------------------------------------------------------------------------------------------
+# v4: channels-last slab per block of output rows, then contiguous patch runs
+# ----------------------------------------------------------------------------------------------------
+ROWS = 4        # output rows per v4 task: neighbouring rows' taps read the same slab rows
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def channels_last_slab(x, b, c0, Cg, ih0, n_rows, iw0, n_cols):
+    """S[r, col, c] = x[b, c0 + c, ih0 + r, iw0 + col], zero outside the image (the padding)."""
+    _, _, H, W = x.shape
+    S = np.zeros((n_rows, n_cols, Cg), dtype=x.dtype)
+    lo, hi = max(0, -iw0), min(n_cols, W - iw0)
+    for c in range(Cg):
+        for r in range(n_rows):
+            ih = ih0 + r
+            if 0 <= ih < H:
+                x_row = x[b, c0 + c, ih]
+                for col in range(lo, hi):
+                    S[r, col, c] = x_row[iw0 + col]
+    return S
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_per_sample_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
+    """v4: as v2, with A's taps in (kh, kw, c) order and the patch built from a channels-last slab."""
+    B, C, H, W = x.shape
+    G, Og_pad, K = A.shape[1], A.shape[2], A.shape[3]
+    _, O, OH, OW = y.shape
+    Cg, Og = C // G, O // G
+    n_blocks = (OH + ROWS - 1) // ROWS
+    n_chunks = (OW + TILE_W - 1) // TILE_W
+    for task in prange(B * G * n_blocks * n_chunks):
+        # the task: output rows oh0 .. oh1, columns ow0 .. ow0+N of sample b, the channels of group g
+        chunk = task % n_chunks
+        block = task // n_chunks % n_blocks
+        g = task // (n_chunks * n_blocks) % G
+        b = task // (n_chunks * n_blocks * G)
+        oh0, ow0 = block * ROWS, chunk * TILE_W
+        oh1, N = min(OH, oh0 + ROWS), min(TILE_W, OW - ow0)
+
+        # 1. the input these outputs read, channels last: each input value is transposed once per
+        #    task instead of once per tap (speed: the copies below are then runs of Cg contiguous values)
+        S = channels_last_slab(x, b, g * Cg, Cg, oh0 * sh - ph, (oh1 - 1 - oh0) * sh + (KH - 1) * dh + 1,
+                               ow0 * sw - pw, (N - 1) * sw + (KW - 1) * dw + 1)
+        P = np.zeros((round_up(N, NR), K), dtype=x.dtype)        # rows past N stay zero
+        T = np.empty((Og_pad, P.shape[0]), dtype=x.dtype)
+        for oh in range(oh0, oh1):
+            # 2. the patch of row oh: P[n, (kh·KW + kw)·Cg + c] = S[(oh − oh0)·sh + kh·dh, n·sw + kw·dw, c]
+            for n in range(N):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        src = S[(oh - oh0) * sh + kh * dh, n * sw + kw * dw]
+                        base = (kh * KW + kw) * Cg
+                        for c in range(Cg):
+                            P[n, base + c] = src[c]
+            # 3. T = bias + A[b, g]·Pᵀ, then its real rows and columns to y
+            T[:] = 0
+            for q in range(Og):
+                T[q, :] = bias[b, g * Og + q]
+            tile_matmul(A[b, g], P, T)
+            for q in range(Og):
+                for n in range(N):
+                    y[b, g * Og + q, oh, ow0 + n] = T[q, n]
+
+
+# ----------------------------------------------------------------------------------------------------
 # The wrappers fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def _matrices(batch, groups, out_channels, taps, dtype):
@@ -164,27 +232,36 @@ def _matrices(batch, groups, out_channels, taps, dtype):
     return np.zeros((batch, groups, round_up(Og, MR), taps), dtype=dtype)
 
 
+def _resolve(version, groups, in_channels):
+    """The version to run ("auto": v3 for depthwise, else v4); v4's weights have their taps first."""
+    depthwise = groups == in_channels                           # one input channel per group
+    if version == "auto":
+        return "depthwise" if depthwise else "slab"
+    if version not in VERSIONS:
+        raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
+    if version == "depthwise" and not depthwise:
+        raise NotApplicable("version='depthwise' needs groups = in_channels (one input channel per group)")
+    return version
+
+
 def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, version):
-    """y[b] = conv2d(x[b], A[b]) + bias[b], by v1 (plain loops), v2 (tiled GEMM) or v3 (depthwise rows)."""
-    B, G, Og = x.shape[0], A.shape[1], bias.shape[1] // A.shape[1]
-    O = bias.shape[1]
+    """y[b] = conv2d(x[b], A[b]) + bias[b] by the resolved version."""
+    B, G, O = x.shape[0], A.shape[1], bias.shape[1]
+    Og = O // G
     KH, KW = kernel_size
     y = np.empty((B, O, 1, *out_size), dtype=x.dtype)
     x5 = as_3d(x, 2)
-    depthwise = G == x.shape[1] and A.shape[3] == KH * KW         # Cg = 1
-    if version == "auto":
-        version = "depthwise" if depthwise else "im2col"
-    if version == "im2col":
-        conv_per_sample(x5, A, bias, y, KH, KW, *stride, *padding, *dilation)
-    elif version in ("direct", "depthwise"):
-        if version == "depthwise" and not depthwise:
-            raise NotApplicable("version='depthwise' needs groups = in_channels (one input channel per group)")
+    geometry = (*stride, *padding, *dilation)
+    if version == "slab":
+        conv_per_sample_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
+    elif version == "im2col":
+        conv_per_sample(x5, A, bias, y, KH, KW, *geometry)
+    else:
         run = conv_direct if version == "direct" else conv_depthwise
         for b in range(B):
             w5 = np.ascontiguousarray(A[b, :, :Og]).reshape(O, -1, 1, KH, KW)
-            run(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, *stride, 0, *padding, 1, *dilation)
-    else:
-        raise ValueError(f"version must be 'auto', 'direct', 'im2col' or 'depthwise', got {version!r}")
+            run(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, stride[0], stride[1], 0, padding[0], padding[1], 1,
+                dilation[0], dilation[1])
     return y.reshape(B, O, *out_size)
 
 
@@ -192,13 +269,20 @@ def _ones(batch, n, dtype):
     return np.ones((batch, n), dtype=dtype)
 
 
+def _experts(w, taps_first):
+    """w (N, Cout, Cg, kh, kw) flattened to (N, Cout, Cg·kh·kw), in v4's (kh, kw, c) order if taps_first."""
+    N, O = w.shape[:2]
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 4, 2) if taps_first else w).reshape(N, O, -1)
+
+
 def dynamic(x, w, attention, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
-    """y[b] = conv2d(x[b], Σ_k a[b,k]·w[k], Σ_k a[b,k]·bias[k]).  version: "direct", "im2col" or "auto"."""
+    """y[b] = conv2d(x[b], Σ_k a[b,k]·w[k], Σ_k a[b,k]·bias[k]).  version: one of VERSIONS or "auto"."""
+    version = _resolve(version, groups, x.shape[1])
     B, dtype = x.shape[0], x.dtype
     K, O, Cg, KH, KW = w.shape
     A = _matrices(B, groups, O, Cg * KH * KW, dtype)
-    aggregate_experts(w.reshape(K, O, -1), attention, _ones(B, KH * KW, dtype), _ones(B, x.shape[1], dtype),
-                      _ones(B, O, dtype), A)
+    aggregate_experts(_experts(w, version == "slab"), attention, _ones(B, KH * KW, dtype),
+                      _ones(B, x.shape[1], dtype), _ones(B, O, dtype), A, version == "slab")
     biases = np.zeros((B, O), dtype=dtype) if bias is None else np.ascontiguousarray(attention @ bias)
     return _convolve(x, A, biases, (KH, KW), stride, padding, dilation, out_size, version)
 
@@ -206,12 +290,14 @@ def dynamic(x, w, attention, bias=None, *, stride, padding, dilation, groups, ou
 def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=None, out_attention=None, *,
            stride, padding, dilation, groups, out_size, version="auto"):
     """y[b] = a_f[b] ⊙ conv2d(a_c[b] ⊙ x[b], Σ_n a_w[b,n]·(a_s[b] ⊙ w[n])); None attentions are 1."""
+    version = _resolve(version, groups, x.shape[1])
     B, dtype = x.shape[0], x.dtype
     N, O, Cg, KH, KW = w.shape
     or_ones = lambda a, n: _ones(B, n, dtype) if a is None else a.reshape(B, n)
     A = _matrices(B, groups, O, Cg * KH * KW, dtype)
-    aggregate_experts(w.reshape(N, O, -1), or_ones(kernel_attention, N), or_ones(spatial_attention, KH * KW),
-                      or_ones(in_attention, x.shape[1]), or_ones(out_attention, O), A)
+    aggregate_experts(_experts(w, version == "slab"), or_ones(kernel_attention, N),
+                      or_ones(spatial_attention, KH * KW), or_ones(in_attention, x.shape[1]),
+                      or_ones(out_attention, O), A, version == "slab")
     return _convolve(x, A, np.zeros((B, O), dtype=dtype), (KH, KW), stride, padding, dilation, out_size,
                      version)
 
@@ -219,12 +305,13 @@ def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=Non
 def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, padding, dilation, out_size,
                      version="auto"):
     """y[b] = conv2d(x[b], W_b) with W_b assembled from the warehouse cells by the mixtures alpha[b]."""
+    version = _resolve(version, 1, x.shape[1])
     B, Cin = x.shape[:2]
     KH, KW = kernel_size
     A = _matrices(B, 1, out_channels, Cin * KH * KW, x.dtype)
-    assemble_warehouse(cells, attention, A, KH, KW)
+    assemble_warehouse(cells, attention, A, KH, KW, version == "slab")
     return _convolve(x, A, np.zeros((B, out_channels), dtype=x.dtype), kernel_size, stride, padding, dilation,
                      out_size, version)
 
 
-VERSIONS = ("direct", "im2col", "depthwise")
+VERSIONS = ("direct", "im2col", "depthwise", "slab")
