@@ -79,6 +79,23 @@ def test_kernel_warehouse_one_cell_per_mixture_assembles_the_kernel(backend):
     close(got, conv2d(x, kernel))
 
 
+@pytest.mark.parametrize("geometry", [dict(padding=1), dict(stride=(2, 1), padding=(2, 0), dilation=(2, 3))])
+def test_every_cpu_version_on_outputs_spanning_several_row_blocks_and_column_chunks(geometry):
+    """The strategies' outputs fit one tile; here OH > ROWS and OW > 64 exercise the task decoding."""
+    from fastconv.kernels.dynamic import cpu
+    x, w, a = randn(2, 4, 21, 150), randn(2, 6, 2, 3, 3), RNG.random((2, 2))
+    plan = fastconv.plan("odconv", x, w, kernel_attention=a, groups=2, **geometry)
+    want = fastconv.run("odconv", x, w, kernel_attention=a, groups=2, backend="torch", **geometry)
+    for version in ("direct", "im2col", "slab"):
+        close(cpu.odconv(x=x, w=w, kernel_attention=a, **plan.kernel_params, version=version), want)
+    cells, alpha = randn(3, 3, 2), randn(2, 9 * 2 * 2, 3)
+    plan = fastconv.plan("kernel_warehouse", x, cells, attention=alpha, out_channels=6, kernel_size=3, **geometry)
+    want = fastconv.run("kernel_warehouse", x, cells, attention=alpha, out_channels=6, kernel_size=3,
+                        backend="torch", **geometry)
+    for version in ("direct", "im2col", "slab"):
+        close(cpu.kernel_warehouse(x=x, cells=cells, attention=alpha, **plan.kernel_params, version=version), want)
+
+
 # ---------------------------------------------------------------------------------------------------
 # The references agree with the official batch-folded computation (the benchmark baselines)
 # ---------------------------------------------------------------------------------------------------

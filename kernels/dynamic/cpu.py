@@ -2,9 +2,11 @@
 
 Every kind is, for each sample b, an ordinary conv2d with the sample's own kernel W_b. The kernel is
 aggregated ONCE PER SAMPLE into the GEMM layout A[b, g] (group g's (Og, Cg·kh·kw) matrix), then every
-output tile of sample b multiplies its im2col patch by A[b, g] (kernels/conv/cpu.py ``im2col_tile``).
+output tile of sample b multiplies its patch by A[b, g] with the shared ``tile_matmul``
+(kernels/_cpu_gemm.py).
 
-Math (G groups, Cg = Cin/G, Og = Cout/G, output channel o = g·Og + q, r = (c·kh + u)·kw + v)
+Math (G groups, Cg = Cin/G, Og = Cout/G, output channel o = g·Og + q, tap r = (c·kh + u)·kw + v;
+      v4 orders the taps r = (u·kw + v)·Cg + c instead)
     dynamic           A[b,g,q,r] = Σ_k a[b,k]·w[k,o,c,u,v]                 bias_b[o] = Σ_k a[b,k]·bias[k,o]
     odconv            A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,u,v]·Σ_n a_w[b,n]·w[n,o,c,u,v]
                       (a_c ⊙ x and a_f ⊙ y are folded into the kernel's input and output channels: by
@@ -21,11 +23,13 @@ Shapes
 Cost
     aggregation: B·K·Cout·Cg·kh·kw multiply-adds (KernelWarehouse: B·m·n·c_o·c_i); the convolution:
     B·Cout·OH·OW·Cg·kh·kw.  Memory: A is the aggregated weights (rows padded to a multiple of 4) and each
-    tile's patch is TILE_W × Cg·kh·kw, so nothing beyond B·Cout·Cg·k² plus the output is allocated.
+    tile's patch is (≤ 64 pixels) × Cg·kh·kw (v4 adds its slab, ≤ 64 × 10 input pixels × Cg), so
+    nothing beyond B·Cout·Cg·k² plus the output is allocated; x is never copied whole.
 
 Parallel
     aggregation: one task per (b, g, q) row of A (KernelWarehouse: per (b, o) row).
-    im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; tasks write disjoint parts of y.
+    im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; slab: one task per (b, g, block
+    of ROWS output rows, ow-chunk). Tasks write disjoint parts of y.
     direct, depthwise: per sample, one task per output row (conv2d's v1 and v3).
 
 Why once per sample and not per (sample, output-channel tile)
@@ -47,18 +51,24 @@ Versions
                     reduce over only kh·kw taps with 1 useful row in 4, so each sample instead runs
                     conv2d's depthwise kernel (kernels/conv/cpu.py ``conv_depthwise``: taps as shifted
                     row updates, SIMD over ow) with its aggregated kernel.
-    ``auto`` is v3 when Cg = 1, else v2.
+    v4 ``slab``     v2's patch copies one value per (pixel, tap) with a stride of K between them (the
+                    patch is pixel-major, x is channel-major): measured, that copy took 60% of v2's
+                    time while the GEMM itself ran at ~160 GFLOP/s per core. v4 first transposes the
+                    input rows a block of ROWS output rows reads into a channels-last slab S[row, col, c]
+                    (each input value moved ~1.25 times instead of kh·kw times), and orders A's taps as
+                    (u, v, c), so every patch row is kh·kw runs of Cg contiguous values. ~1.45× faster
+                    than v2 on the ResNet 3×3 layer (one thread, CPU time).
+    ``auto`` is v3 when Cg = 1, else v4.
 
 Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
     from the definition (scale x, convolve, scale y) by rounding only. v1 and v3 loop over the samples
     in Python, one parallel region each.
-    Speed is that of conv2d's v2 tile (measured here, one thread, CPU time: ~62 GFLOP/s on the ResNet
-    3×3 layer, against ~110 for oneDNN's direct convolution on the same core); the batch-folded
-    baseline pays for its extra passes (the kernels' re-layout, x·a_c and y·a_f for ODConv), which
-    is what this kernel saves. Cache: conv_per_sample inlines im2col_tile from
-    kernels/conv/cpu.py, and Numba's on-disk cache only watches this file: clear __pycache__ after
-    changing conv/cpu.py.
+    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~62 GFLOP/s, v4 ~95, torch's
+    oneDNN direct convolution ~100; the batch-folded baseline also pays for the re-laid-out kernels and,
+    for ODConv, the passes x·a_c and y·a_f, which this kernel folds away.
+    Cache: v2 inlines im2col_tile from kernels/conv/cpu.py, and Numba's on-disk cache only watches this
+    file: clear __pycache__ after changing conv/cpu.py.
 """
 import numba
 import numpy as np
@@ -71,7 +81,7 @@ from ..conv.cpu import TILE_W, conv_depthwise, conv_direct, im2col_tile
 
 
 # ----------------------------------------------------------------------------------------------------
-# Aggregation: each sample's kernel, directly in the GEMM layout A[b, g, q, r]
+# Aggregation: each sample's kernel, directly in the GEMM layout A[b, g, q, r] (v2's or v4's tap order)
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def aggregate_experts(w, a_w, a_s, a_c, a_f, A, taps_first):
@@ -161,7 +171,8 @@ def conv_per_sample(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
 # ----------------------------------------------------------------------------------------------------
 # v4: channels-last slab per block of output rows, then contiguous patch runs
 # ----------------------------------------------------------------------------------------------------
-ROWS = 4        # output rows per v4 task: neighbouring rows' taps read the same slab rows
+ROWS = 8        # output rows per v4 task: neighbouring rows' taps read the same slab rows
+SLAB_W = 64     # output columns per v4 task (one chunk for rows up to 64 wide; ~15% faster than 4 × 48 here)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -188,15 +199,15 @@ def conv_per_sample_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
     _, O, OH, OW = y.shape
     Cg, Og = C // G, O // G
     n_blocks = (OH + ROWS - 1) // ROWS
-    n_chunks = (OW + TILE_W - 1) // TILE_W
+    n_chunks = (OW + SLAB_W - 1) // SLAB_W
     for task in prange(B * G * n_blocks * n_chunks):
         # the task: output rows oh0 .. oh1, columns ow0 .. ow0+N of sample b, the channels of group g
         chunk = task % n_chunks
         block = task // n_chunks % n_blocks
         g = task // (n_chunks * n_blocks) % G
         b = task // (n_chunks * n_blocks * G)
-        oh0, ow0 = block * ROWS, chunk * TILE_W
-        oh1, N = min(OH, oh0 + ROWS), min(TILE_W, OW - ow0)
+        oh0, ow0 = block * ROWS, chunk * SLAB_W
+        oh1, N = min(OH, oh0 + ROWS), min(SLAB_W, OW - ow0)
 
         # 1. the input these outputs read, channels last: each input value is transposed once per
         #    task instead of once per tap (speed: the copies below are then runs of Cg contiguous values)
