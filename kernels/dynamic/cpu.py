@@ -23,8 +23,9 @@ Shapes
 Cost
     aggregation: B·K·Cout·Cg·kh·kw multiply-adds (KernelWarehouse: B·m·n·c_o·c_i); the convolution:
     B·Cout·OH·OW·Cg·kh·kw.  Memory: A is the aggregated weights (rows padded to a multiple of 4) and each
-    tile's patch is (≤ 64 pixels) × Cg·kh·kw (v4 adds its slab, ≤ 64 × 10 input pixels × Cg), so
-    nothing beyond B·Cout·Cg·k² plus the output is allocated; x is never copied whole.
+    tile's patch is (≤ 64 pixels) × Cg·kh·kw (v4 adds its slab: the few input rows × ≤ 64 columns × Cg
+    that one task reads), so nothing beyond B·Cout·Cg·k² plus the output is allocated; x is never
+    copied whole.
 
 Parallel
     aggregation: one task per (b, g, q) row of A (KernelWarehouse: per (b, o) row).
@@ -33,11 +34,11 @@ Parallel
     direct, depthwise: per sample, one task per output row (conv2d's v1 and v3).
 
 Why once per sample and not per (sample, output-channel tile)
-    Aggregating inside each tile would redo K multiply-adds per kernel weight for every one of the
-    OH·ceil(OW/TILE_W) tiles that use it (112 tiles on a 56×56 ResNet layer: 448 extra multiply-adds per
-    weight against 3136 for the convolution, +14%), while once per sample costs K per weight (+0.1%)
-    and stores exactly the aggregated weights the memory budget allows. On a GPU the balance differs
-    (see gpu.py).
+    Aggregating inside each task would redo K multiply-adds per kernel weight for every task that uses
+    it: v2's one-row tiles on a 56×56 ResNet layer (112 tiles) would add 448 per weight against 3136 for
+    the convolution (+14%); v4's 8-row tasks add ~1% there but ~8% on 7×7 maps (K / (7·7)). Once per
+    sample costs K per weight (+0.1%), is never worse, and stores exactly the aggregated weights the
+    memory budget allows. On a GPU the balance differs (see gpu.py).
 
 Versions
     v1 ``direct``   the aggregated kernel of each sample, then the plain formula loops of conv2d
