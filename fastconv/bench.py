@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from .api import get_spec, load, plan, run
-from .families import adaptive, deformable, standard
+from .families import adaptive, deformable, dynamic, standard
 from .spec import BENCH_BATCH as BATCH
 from .spec import Layer
 
@@ -21,6 +21,7 @@ LAYERS = [
     *standard.BENCHMARKS,
     *deformable.BENCHMARKS,
     *adaptive.BENCHMARKS,
+    *dynamic.BENCHMARKS,
 ]
 
 

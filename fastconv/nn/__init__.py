@@ -8,11 +8,13 @@ force it.
 
 ``MODULES`` maps every kind to its module class.
 """
+from .common import FastconvModule
 from .adaptive import MODULES as _ADAPTIVE
 from .adaptive import DynamicLightweightConv1d, Involution2d, LightweightConv1d
-from .common import FastconvModule
 from .deformable import MODULES as _DEFORMABLE
 from .deformable import DCNv3, DCNv4, DeformConv2d
+from .dynamic import MODULES as _DYNAMIC
+from .dynamic import DynamicConv2d, KernelWarehouseConv2d, ODConv2d
 from .standard import MODULES as _STANDARD
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
@@ -21,9 +23,10 @@ MODULES = {
     **_STANDARD,
     **_DEFORMABLE,
     **_ADAPTIVE,
+    **_DYNAMIC,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
-           "DeformConv2d", "DCNv3", "DCNv4",
-           "Involution2d", "LightweightConv1d", "DynamicLightweightConv1d"]
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "DeformConv2d", "DCNv3", "DCNv4",
+           "Involution2d", "LightweightConv1d", "DynamicLightweightConv1d", "DynamicConv2d", "ODConv2d",
+           "KernelWarehouseConv2d"]

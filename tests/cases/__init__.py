@@ -5,10 +5,11 @@ A strategy draws a :class:`Case`: the positional tensors and keyword arguments o
 asymmetric kernels, strides larger than the kernel, dilation, groups...). Tests cast them to the dtype
 and array type under test.
 """
-from . import adaptive, deformable, standard
+from . import adaptive, deformable, dynamic, standard
 
 STRATEGIES = {
     **standard.STRATEGIES,
     **deformable.STRATEGIES,
     **adaptive.STRATEGIES,
+    **dynamic.STRATEGIES,
 }

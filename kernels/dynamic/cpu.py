@@ -1,0 +1,338 @@
+"""Input-dependent kernels on the CPU with Numba: dynamic convolution (CondConv), ODConv, KernelWarehouse.
+
+Every kind is, for each sample b, an ordinary conv2d with the sample's own kernel W_b. The kernel is
+aggregated ONCE PER SAMPLE into the GEMM layout A[b, g] (group g's (Og, Cg·kh·kw) matrix), then every
+output tile of sample b multiplies its patch by A[b, g] with the shared ``tile_matmul``
+(kernels/_cpu_gemm.py).
+
+Math (G groups, Cg = Cin/G, Og = Cout/G, output channel o = g·Og + q, tap r = (c·kh + u)·kw + v;
+      v4 orders the taps r = (u·kw + v)·Cg + c instead)
+    dynamic           A[b,g,q,r] = Σ_k a[b,k]·w[k,o,c,u,v]                 bias_b[o] = Σ_k a[b,k]·bias[k,o]
+    odconv            A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,u,v]·Σ_n a_w[b,n]·w[n,o,c,u,v]
+                      (a_c ⊙ x and a_f ⊙ y are folded into the kernel's input and output channels: by
+                      linearity conv(a_c ⊙ x, W)·a_f = conv(x, a_f·W·a_c), so x is never copied)
+    kernel_warehouse  A[b,0,go·c_o+a, ((gi·c_i+e)·kh + u)·kw + v] = Σ_j alpha[b,t,j]·cells[j,a,e],
+                      t = ((u·kw + v)·Go + go)·Gi + gi
+    then, for all three,
+    y[b,o,oh,ow] = bias_b[o] + Σ_r A[b,g,q,r]·x[b, g·Cg + c, oh·sh − ph + u·dh, ow·sw − pw + v·dw]
+
+Shapes
+    x (B, Cin, H, W); w (K, Cout, Cg, kh, kw); attentions as in the spec; cells (n, c_o, c_i);
+    A (B, G, Og rounded up to 4, Cg·kh·kw) zero in the padded rows; bias_b (B, Cout); y (B, Cout, OH, OW).
+
+Cost
+    aggregation: B·K·Cout·Cg·kh·kw multiply-adds (KernelWarehouse: B·m·n·c_o·c_i); the convolution:
+    B·Cout·OH·OW·Cg·kh·kw.  Memory: A is the aggregated weights (rows padded to a multiple of 4) and each
+    tile's patch is (≤ 64 pixels) × Cg·kh·kw (v4 adds its slab: the few input rows × ≤ 64 columns × Cg
+    that one task reads), so nothing beyond B·Cout·Cg·k² plus the output is allocated; x is never
+    copied whole.
+
+Parallel
+    aggregation: one task per (b, g, q) row of A (KernelWarehouse: per (b, o) row).
+    im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; slab: one task per (b, g, block
+    of ROWS output rows, ow-chunk). Tasks write disjoint parts of y.
+    direct: per sample, one task per output row (conv2d's v1); depthwise: per sample, one task per
+    (group, depth) plane set (conv2d's v3).
+
+Why once per sample and not per (sample, output-channel tile)
+    Aggregating inside each task would redo K multiply-adds per kernel weight for every task that uses
+    it: v2's one-row tiles on a 56×56 ResNet layer (112 tiles) would add 448 per weight against 3136 for
+    the convolution (+14%); v4's 8-row tasks add ~1% there but ~8% on 7×7 maps (K / (7·7)). Once per
+    sample costs K per weight (+0.1%), is never worse, and stores exactly the aggregated weights the
+    memory budget allows. On a GPU the balance differs (see gpu.py).
+
+Versions
+    v1 ``direct``   the aggregated kernel of each sample, then the plain formula loops of conv2d
+                    (kernels/conv/cpu.py ``conv_direct``) on that one sample.  Plain, slow.
+    v2 ``im2col``   all samples at once: one prange over (b, g, oh, ow-chunk) tiles, each running conv2d's
+                    tile (kernels/conv/cpu.py ``im2col_tile``: a channels-last im2col patch multiplied by
+                    A[b, g] with the register-blocked ``tile_matmul``, 4 output channels × 3 pixels in
+                    registers, SIMD over the taps). Compared with torch's batch-folded grouped conv, no
+                    (B·Cout, Cin/g, k, k) kernel tensor is re-laid out per call and the B groups are one
+                    flat parallel loop.
+    v3 ``depthwise`` groups = Cin at stride 1 (Cg = 1, e.g. ODConv on MobileNet's depthwise layers): the
+                    GEMM would reduce over only kh·kw taps with 1 useful row in 4, so each sample instead
+                    runs conv2d's plane kernel (kernels/conv/cpu.py ``conv_planes``: each tap one long
+                    shifted update of a zero-padded plane, SIMD) with its aggregated kernel.
+    v4 ``slab``     like v2, but each task owns ROWS output rows and first transposes only the input rows
+                    they read into a channels-last slab S[row, col, c] (padding included, so the patch
+                    copies need no bounds tests), reusing its patch and tile buffers across the rows.
+                    Measured ~1.4× faster than v2 on the ResNet 3×3 layer (one thread, CPU time:
+                    15.5 ms vs 22 ms), v2 paying a whole-tensor transpose and a fresh patch per tile.
+    ``auto`` is v3 when it applies, else v4.
+
+Caveats
+    Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
+    from the definition (scale x, convolve, scale y) by rounding only. v1 and v3 loop over the samples
+    in Python, one parallel region each.
+    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~62 GFLOP/s, v4 ~95, torch's
+    oneDNN direct convolution ~100; the batch-folded baseline also pays for the re-laid-out kernels and,
+    for ODConv, the passes x·a_c and y·a_f, which this kernel folds away.
+    Cache: v2 and v3 compile code from kernels/conv/cpu.py into this module, and Numba's on-disk cache
+    only watches this file: clear __pycache__ after changing conv/cpu.py.
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from .. import NotApplicable
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
+from .._index import as_3d
+from ..conv.cpu import TILE_W, conv_direct, conv_planes, im2col_tile, to_channels_last
+
+
+# ----------------------------------------------------------------------------------------------------
+# Aggregation: each sample's kernel, directly in the GEMM layout A[b, g, q, r] (v2's or v4's tap order)
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def aggregate_experts(w, a_w, a_s, a_c, a_f, A, taps_first):
+    """A[b,g,q,r] = a_f[b,o]·a_c[b,g·Cg+c]·a_s[b,t]·Σ_n a_w[b,n]·w[n,o,r] with o = g·Og + q and
+    r = c·T + t (conv2d's order), or r = t·Cg + c when taps_first (v4's order; w must then be given
+    in that order too).
+
+    w (N, Cout, Cg·T) flattened experts, a_w (B, N), a_s (B, T), a_c (B, Cin), a_f (B, Cout): the wrapper
+    passes ones for an attention that is None (dynamic convolution passes ones for all but a_w).
+    """
+    N, O, R = w.shape
+    B, G = A.shape[0], A.shape[1]
+    Og = O // G
+    T = a_s.shape[1]
+    Cg = R // T
+    for row in prange(B * O):
+        b, o = row // O, row % O
+        g, q = o // Og, o % Og
+        out = A[b, g, q]
+        # Σ_n a_w[b,n]·w[n,o,:], one expert at a time (vectorises over r)
+        out[:] = 0
+        for n in range(N):
+            coef = a_w[b, n]
+            w_row = w[n, o]
+            for r in range(R):
+                out[r] += coef * w_row[r]
+        # the spatial, input-channel and output-channel attentions scale the taps
+        for c in range(Cg):
+            scale = a_f[b, o] * a_c[b, g * Cg + c]
+            for t in range(T):
+                out[t * Cg + c if taps_first else c * T + t] *= scale * a_s[b, t]
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def assemble_warehouse(cells, alpha, A, KH, KW, taps_first):
+    """A[b,0,go·c_o+a, r] = Σ_j alpha[b,t,j]·cells[j,a,e], t = (s·Go + go)·Gi + gi, T = KH·KW, with
+    r = (gi·c_i+e)·T + s (conv2d's order) or r = s·Cin + gi·c_i + e when taps_first (v4's order)."""
+    n, c_o, c_i = cells.shape
+    B, _, _, R = A.shape
+    T = KH * KW
+    Gi = R // (T * c_i)
+    O = alpha.shape[1] // (T * Gi) * c_o
+    Go = O // c_o
+    for row in prange(B * O):
+        b, o = row // O, row % O
+        go, a = o // c_o, o % c_o
+        out = A[b, 0, o]
+        mixed = np.empty(c_i, dtype=A.dtype)
+        for s in range(T):
+            for gi in range(Gi):
+                t = (s * Go + go) * Gi + gi
+                # row a of mixture t: Σ_j alpha[b,t,j]·cells[j,a,:], summed contiguously (SIMD over e) ...
+                mixed[:] = 0
+                for j in range(n):
+                    coef = alpha[b, t, j]
+                    cell_row = cells[j, a]
+                    for e in range(c_i):
+                        mixed[e] += coef * cell_row[e]
+                # ... then stored once at tap s of input channels gi·c_i + e
+                for e in range(c_i):
+                    out[s * Gi * c_i + gi * c_i + e if taps_first else (gi * c_i + e) * T + s] = mixed[e]
+
+
+# ----------------------------------------------------------------------------------------------------
+# v2: every sample's tiles in one parallel loop, each tile a GEMM with its sample's A[b, g]
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_per_sample(x_cl, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
+    """y[b] = conv2d(x[b]) with weight matrices A[b] (B, G, Og_pad, K), taps first, and biases bias[b].
+
+    x_cl is x channels-last (B, 1, H, W, C) and y a 5-D view (B, O, 1, OH, OW), as conv2d's tile takes them."""
+    B, G = A.shape[0], A.shape[1]
+    _, O, _, OH, OW = y.shape
+    Og = O // G
+    n_chunks = (OW + TILE_W - 1) // TILE_W
+    chunk_w = (OW + n_chunks - 1) // n_chunks
+    for tile in prange(B * G * OH * n_chunks):
+        # the tile: output columns ow0 .. ow0+N of row oh of sample b, the Og channels of group g
+        chunk = tile % n_chunks
+        oh = tile // n_chunks % OH
+        g = tile // (n_chunks * OH) % G
+        b = tile // (n_chunks * OH * G)
+        ow0 = chunk * chunk_w
+        im2col_tile(x_cl, A[b, g], bias[b, g * Og:(g + 1) * Og], y, b, g, 0, oh, ow0, min(chunk_w, OW - ow0),
+                    1, KH, KW, 1, sh, sw, 0, ph, pw, 1, dh, dw)
+
+
+# ----------------------------------------------------------------------------------------------------
+# v4: channels-last slab per block of output rows, then contiguous patch runs
+# ----------------------------------------------------------------------------------------------------
+ROWS = 8        # output rows per v4 task: neighbouring rows' taps read the same slab rows
+SLAB_W = 64     # output columns per v4 task (one chunk for rows up to 64 wide; ~15% faster than 4 × 48 here)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def channels_last_slab(x, b, c0, Cg, ih0, n_rows, iw0, n_cols):
+    """S[r, col, c] = x[b, c0 + c, ih0 + r, iw0 + col], zero outside the image (the padding)."""
+    _, _, H, W = x.shape
+    S = np.zeros((n_rows, n_cols, Cg), dtype=x.dtype)
+    lo, hi = max(0, -iw0), min(n_cols, W - iw0)
+    for c in range(Cg):
+        for r in range(n_rows):
+            ih = ih0 + r
+            if 0 <= ih < H:
+                x_row = x[b, c0 + c, ih]
+                for col in range(lo, hi):
+                    S[r, col, c] = x_row[iw0 + col]
+    return S
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_per_sample_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
+    """v4: as v2, with A's taps in (kh, kw, c) order and the patch built from a channels-last slab."""
+    B, C, H, W = x.shape
+    G, Og_pad, K = A.shape[1], A.shape[2], A.shape[3]
+    _, O, OH, OW = y.shape
+    Cg, Og = C // G, O // G
+    n_blocks = (OH + ROWS - 1) // ROWS
+    n_chunks = (OW + SLAB_W - 1) // SLAB_W
+    for task in prange(B * G * n_blocks * n_chunks):
+        # the task: output rows oh0 .. oh1, columns ow0 .. ow0+N of sample b, the channels of group g
+        chunk = task % n_chunks
+        block = task // n_chunks % n_blocks
+        g = task // (n_chunks * n_blocks) % G
+        b = task // (n_chunks * n_blocks * G)
+        oh0, ow0 = block * ROWS, chunk * SLAB_W
+        oh1, N = min(OH, oh0 + ROWS), min(SLAB_W, OW - ow0)
+
+        # 1. the input these outputs read, channels last: each input value is transposed once per
+        #    task instead of once per tap (speed: the copies below are then runs of Cg contiguous values)
+        S = channels_last_slab(x, b, g * Cg, Cg, oh0 * sh - ph, (oh1 - 1 - oh0) * sh + (KH - 1) * dh + 1,
+                               ow0 * sw - pw, (N - 1) * sw + (KW - 1) * dw + 1)
+        P = np.zeros((round_up(N, NR), K), dtype=x.dtype)        # rows past N stay zero
+        T = np.empty((Og_pad, P.shape[0]), dtype=x.dtype)
+        for oh in range(oh0, oh1):
+            # 2. the patch of row oh: P[n, (kh·KW + kw)·Cg + c] = S[(oh − oh0)·sh + kh·dh, n·sw + kw·dw, c]
+            for n in range(N):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        src = S[(oh - oh0) * sh + kh * dh, n * sw + kw * dw]
+                        base = (kh * KW + kw) * Cg
+                        for c in range(Cg):
+                            P[n, base + c] = src[c]
+            # 3. T = bias + A[b, g]·Pᵀ, then its real rows and columns to y
+            T[:] = 0
+            for q in range(Og):
+                T[q, :] = bias[b, g * Og + q]
+            tile_matmul(A[b, g], P, T)
+            for q in range(Og):
+                for n in range(N):
+                    y[b, g * Og + q, oh, ow0 + n] = T[q, n]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The wrappers fastconv.run calls
+# ----------------------------------------------------------------------------------------------------
+def _matrices(batch, groups, out_channels, taps, dtype):
+    """The per-sample GEMM weights A (B, G, Og rounded up to MR, taps), padded rows zero."""
+    Og = out_channels // groups
+    return np.zeros((batch, groups, round_up(Og, MR), taps), dtype=dtype)
+
+
+def _resolve(version, groups, in_channels, stride):
+    """The version to run ("auto": v3 for depthwise at unit stride, else v4)."""
+    planes = groups == in_channels and tuple(stride) == (1, 1)   # one input channel per group, stride 1
+    if version == "auto":
+        return "depthwise" if planes else "slab"
+    if version not in VERSIONS:
+        raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
+    if version == "depthwise" and not planes:
+        raise NotApplicable("version='depthwise' needs groups = in_channels and stride 1")
+    return version
+
+
+def _taps_first(version):
+    """v2 and v4 read channels-last patches: their weights are in (kh, kw, c) order."""
+    return version in ("im2col", "slab")
+
+
+def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, version):
+    """y[b] = conv2d(x[b], A[b]) + bias[b] by the resolved version."""
+    B, G, O = x.shape[0], A.shape[1], bias.shape[1]
+    Og = O // G
+    KH, KW = kernel_size
+    y = np.empty((B, O, 1, *out_size), dtype=x.dtype)
+    x5 = as_3d(x, 2)
+    geometry = (*stride, *padding, *dilation)
+    if version == "slab":
+        conv_per_sample_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
+    elif version == "im2col":
+        conv_per_sample(to_channels_last(x5), A, bias, y, KH, KW, *geometry)
+    else:
+        for b in range(B):
+            w5 = np.ascontiguousarray(A[b, :, :Og]).reshape(O, -1, 1, KH, KW)
+            if version == "direct":
+                conv_direct(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, stride[0], stride[1], 0, padding[0],
+                            padding[1], 1, dilation[0], dilation[1])
+            else:
+                conv_planes(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, 0, padding[0], padding[1], 1,
+                            dilation[0], dilation[1])
+    return y.reshape(B, O, *out_size)
+
+
+def _ones(batch, n, dtype):
+    return np.ones((batch, n), dtype=dtype)
+
+
+def _experts(w, taps_first):
+    """w (N, Cout, Cg, kh, kw) flattened to (N, Cout, Cg·kh·kw), in v4's (kh, kw, c) order if taps_first."""
+    N, O = w.shape[:2]
+    return np.ascontiguousarray(w.transpose(0, 1, 3, 4, 2) if taps_first else w).reshape(N, O, -1)
+
+
+def dynamic(x, w, attention, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
+    """y[b] = conv2d(x[b], Σ_k a[b,k]·w[k], Σ_k a[b,k]·bias[k]).  version: one of VERSIONS or "auto"."""
+    version = _resolve(version, groups, x.shape[1], stride)
+    B, dtype = x.shape[0], x.dtype
+    K, O, Cg, KH, KW = w.shape
+    A = _matrices(B, groups, O, Cg * KH * KW, dtype)
+    aggregate_experts(_experts(w, _taps_first(version)), attention, _ones(B, KH * KW, dtype),
+                      _ones(B, x.shape[1], dtype), _ones(B, O, dtype), A, _taps_first(version))
+    biases = np.zeros((B, O), dtype=dtype) if bias is None else np.ascontiguousarray(attention @ bias)
+    return _convolve(x, A, biases, (KH, KW), stride, padding, dilation, out_size, version)
+
+
+def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=None, out_attention=None, *,
+           stride, padding, dilation, groups, out_size, version="auto"):
+    """y[b] = a_f[b] ⊙ conv2d(a_c[b] ⊙ x[b], Σ_n a_w[b,n]·(a_s[b] ⊙ w[n])); None attentions are 1."""
+    version = _resolve(version, groups, x.shape[1], stride)
+    B, dtype = x.shape[0], x.dtype
+    N, O, Cg, KH, KW = w.shape
+    or_ones = lambda a, n: _ones(B, n, dtype) if a is None else a.reshape(B, n)
+    A = _matrices(B, groups, O, Cg * KH * KW, dtype)
+    aggregate_experts(_experts(w, _taps_first(version)), or_ones(kernel_attention, N),
+                      or_ones(spatial_attention, KH * KW), or_ones(in_attention, x.shape[1]),
+                      or_ones(out_attention, O), A, _taps_first(version))
+    return _convolve(x, A, np.zeros((B, O), dtype=dtype), (KH, KW), stride, padding, dilation, out_size,
+                     version)
+
+
+def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, padding, dilation, out_size,
+                     version="auto"):
+    """y[b] = conv2d(x[b], W_b) with W_b assembled from the warehouse cells by the mixtures alpha[b]."""
+    version = _resolve(version, 1, x.shape[1], stride)
+    B, Cin = x.shape[:2]
+    KH, KW = kernel_size
+    A = _matrices(B, 1, out_channels, Cin * KH * KW, x.dtype)
+    assemble_warehouse(cells, attention, A, KH, KW, _taps_first(version))
+    return _convolve(x, A, np.zeros((B, out_channels), dtype=x.dtype), kernel_size, stride, padding, dilation,
+                     out_size, version)
+
+
+VERSIONS = ("direct", "im2col", "depthwise", "slab")
