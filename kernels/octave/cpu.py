@@ -53,13 +53,7 @@ from numba import prange
 
 from .._cpu_gemm import FASTMATH
 from ..conv.cpu import conv
-
-# (weight index, input index (0 = x_h, 1 = x_l), output index, pooling factor at stride 1, at stride 2,
-#  upsampling factor at stride 1, at stride 2) for w = (w_hh, w_hl, w_lh, w_ll)
-TERMS = ((0, 0, 0, 1, 2, 1, 1),
-         (1, 0, 1, 2, 4, 1, 1),
-         (2, 1, 0, 1, 1, 2, 1),
-         (3, 1, 1, 1, 2, 1, 1))
+from . import TERMS
 
 
 # ----------------------------------------------------------------------------------------------------

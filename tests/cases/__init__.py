@@ -5,8 +5,9 @@ A strategy draws a :class:`Case`: the positional tensors and keyword arguments o
 asymmetric kernels, strides larger than the kernel, dilation, groups...). Tests cast them to the dtype
 and array type under test.
 """
-from . import standard
+from . import factorized, standard
 
 STRATEGIES = {
     **standard.STRATEGIES,
+    **factorized.STRATEGIES,
 }
