@@ -272,6 +272,11 @@ SPECS = [
 B = BENCH_BATCH
 
 
+def _octave_tensors(rng, shapes):
+    """Standard-normal float32 tensors for the (x_h, x_l) and (w_hh, w_hl, w_lh, w_ll) tuples."""
+    return {name: tuple(rng.standard_normal(s, dtype="float32") for s in parts) for name, parts in shapes.items()}
+
+
 def _octave_layer(alpha):
     """OctResNet-50 layer1 3×3 conv (64→64 at 56×56) with a fraction alpha of the channels at 28×28."""
     low = int(alpha * 64)
@@ -279,7 +284,7 @@ def _octave_layer(alpha):
     return Layer("octave", f"OctResNet-50 layer1 3×3, 64→64, 56×56, alpha={alpha}",
                  {"x": ((B, high, 56, 56), (B, low, 28, 28)),
                   "w": ((high, high, 3, 3), (low, high, 3, 3), (high, low, 3, 3), (low, low, 3, 3))},
-                 {"padding": 1})
+                 {"padding": 1}, make=_octave_tensors)
 
 
 BENCHMARKS = [

@@ -9,13 +9,18 @@ force it.
 ``MODULES`` maps every kind to its module class.
 """
 from .common import FastconvModule
+from .factorized import (FlattenedConv2d, OctaveConv2d, SeparableConv2d, ShuffledGroupConv2d,
+                         SpatialSeparableConv2d)
+from .factorized import MODULES as _FACTORIZED
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
 from .standard import MODULES as _STANDARD
 
 MODULES = {
     **_STANDARD,
+    **_FACTORIZED,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+           "SeparableConv2d", "SpatialSeparableConv2d", "FlattenedConv2d", "ShuffledGroupConv2d", "OctaveConv2d"]
