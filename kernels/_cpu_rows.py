@@ -1,6 +1,8 @@
 """Row-band im2col and tile product: the two steps the fused factorized CPU kernels repeat per stage.
 
 Math
+    fill_padded_rows: xp[i, pad_w + j] = x_c[row0 + i, j] (zero outside x_c): a band's input rows.
+    transpose_into:  P[n, k] = PT[k, n].
     row_patch:    P[r·N + n, (c·TH + u)·TW + v] = src[c, row0 + r + u, n − pad_w + v]
                   (zero where the row or column is outside src), for r < R rows, n < N columns.
                   With TH = 1, TW = k it is the patch of a 1×k row filter; with TH = k, TW = 1 that of a
@@ -25,25 +27,50 @@ from ._cpu_gemm import FASTMATH, NR, round_up, tile_matmul
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
+def transpose_into(PT, P):
+    """P[n, k] = PT[k, n], in 16×16 blocks so that reads and writes both stay within a few cache lines."""
+    K, N = PT.shape
+    for k0 in range(0, K, 16):
+        for n0 in range(0, N, 16):
+            for n in range(n0, min(n0 + 16, N)):
+                for k in range(k0, min(k0 + 16, K)):
+                    P[n, k] = PT[k, n]
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
 def row_patch(src, row0, R, N, TH, TW, pad_w):
-    """The im2col patch of R output rows × N columns of a TH×TW filter on src (see the module)."""
+    """The im2col patch of R output rows × N columns of a TH×TW filter on src (see the module).
+
+    Built transposed first, PT[kk, r·N + n], where each (tap, row) is one contiguous slice copy
+    (vectorised; Numba's per-element negative-index test never runs), then transposed in blocks:
+    cheaper than writing P element by element with a stride of K."""
     C, Hs, Ws = src.shape
-    P = np.zeros((round_up(R * N, NR), C * TH * TW), dtype=src.dtype)
-    for r in range(R):
-        for c in range(C):
-            for u in range(TH):
-                row = row0 + r + u
-                if row < 0 or row >= Hs:
-                    continue                        # zero padding rows: P stays zero
-                src_row = src[c, row]
-                for v in range(TW):
-                    kk = (c * TH + u) * TW + v
-                    # only the columns whose input column n − pad_w + v is inside the row
-                    lo = max(0, pad_w - v)
-                    hi = min(N, Ws + pad_w - v)
-                    for n in range(lo, hi):
-                        P[r * N + n, kk] = src_row[n - pad_w + v]
+    K = C * TH * TW
+    PT = np.zeros((K, R * N), dtype=src.dtype)
+    for c in range(C):
+        for u in range(TH):
+            for v in range(TW):
+                kk = (c * TH + u) * TW + v
+                # only the columns whose input column n − pad_w + v is inside the row
+                lo, hi = max(0, pad_w - v), min(N, Ws + pad_w - v)
+                for r in range(R):
+                    row = row0 + r + u
+                    if 0 <= row < Hs and hi > lo:
+                        PT[kk, r * N + lo:r * N + hi] = src[c, row, lo - pad_w + v:hi - pad_w + v]
+    P = np.zeros((round_up(R * N, NR), K), dtype=src.dtype)
+    transpose_into(PT, P)
     return P
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def fill_padded_rows(x_c, xp, row0, pad_w):
+    """xp[i, pad_w : pad_w + W] = x_c[row0 + i] for the rows inside x_c: a zero-padded copy of the
+    input rows a band of outputs reads (xp starts zeroed; rows and columns outside stay zero), so the
+    kernels' tap loops need no bounds tests."""
+    H, W = x_c.shape
+    for i in range(xp.shape[0]):
+        if 0 <= row0 + i < H:
+            xp[i, pad_w:pad_w + W] = x_c[row0 + i]
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)

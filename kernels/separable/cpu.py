@@ -50,7 +50,7 @@ import numpy as np
 from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
-from .._cpu_rows import band_height
+from .._cpu_rows import band_height, fill_padded_rows, transpose_into
 
 
 BAND_PIXELS = 448   # v2: output pixels per task (whole rows); D and P (Cmid × pixels) stay in L2
@@ -152,10 +152,7 @@ def separable_fused(x, w, A, bias, y, sh, sw, ph, pwd, dh, dw, band):
         D = np.empty((Cmid, R, OW), dtype=x.dtype)
         for c in range(Cmid):
             if c % m == 0:                          # a new input channel: refill xp
-                x_c = x[b, c // m]
-                for i in range(rows):
-                    if 0 <= ih0 + i < H:
-                        xp[i, pwd:pwd + W] = x_c[ih0 + i]
+                fill_padded_rows(x[b, c // m], xp, ih0, pwd)
             for r in range(R):
                 d_row = D[c, r]                     # a C-contiguous row
                 d_row[:] = 0.0
@@ -163,14 +160,8 @@ def separable_fused(x, w, A, bias, y, sh, sw, ph, pwd, dh, dw, band):
                     depthwise_taps(xp[r * sh + kh * dh], w[c, kh], d_row, sw, dw)
 
         # 2. the patch P[n, c] = D[c, n] (c contiguous for the GEMM), rows padded to NR with zeros
-        #    (in 16×16 blocks: both the reads of D and the writes of P then stay within a few cache lines)
         P = np.zeros((round_up(N, NR), Cmid), dtype=x.dtype)
-        D2 = D.reshape(Cmid, N)
-        for c0 in range(0, Cmid, 16):
-            for n0 in range(0, N, 16):
-                for n in range(n0, min(n0 + 16, N)):
-                    for c in range(c0, min(c0 + 16, Cmid)):
-                        P[n, c] = D2[c, n]
+        transpose_into(D.reshape(Cmid, N), P)
 
         # 3. pointwise on the band: T[o, n] = bias[o] + Σ_c A[o, c] · P[n, c]
         T = np.zeros((A.shape[0], P.shape[0]), dtype=x.dtype)
