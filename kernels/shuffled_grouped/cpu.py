@@ -81,10 +81,32 @@ def shuffled_direct(x, w, bias, y, G, sh, sw, ph, pw, dh, dw):
 # ----------------------------------------------------------------------------------------------------
 # v2: per-tile im2col + register-blocked product, shuffled write
 # ----------------------------------------------------------------------------------------------------
+@numba.njit(fastmath=FASTMATH, cache=True)
+def im2col_band(x_g, P, ih0, R, OW, KH, KW, sh, sw, pw, dh, dw, XPW):
+    """P[r·OW + ow, (c·KH + kh)·KW + kw] = x_g[c, ih0 + (r·sh + kh·dh), ow·sw − pw + kw·dw] (zero outside)."""
+    Cg = x_g.shape[0]
+    K, N = Cg * KH * KW, R * OW
+    rows = (R - 1) * sh + (KH - 1) * dh + 1
+    xp = np.zeros((rows, XPW), dtype=x_g.dtype)
+    PT = np.empty((K, N), dtype=x_g.dtype)
+    for c in range(Cg):
+        fill_padded_rows(x_g[c], xp, ih0, pw)
+        for kh in range(KH):
+            for kw in range(KW):
+                kk = (c * KH + kh) * KW + kw
+                for r in range(R):
+                    if sw == 1:
+                        PT[kk, r * OW:(r + 1) * OW] = xp[r * sh + kh * dh, kw * dw:kw * dw + OW]
+                    else:
+                        PT[kk, r * OW:(r + 1) * OW] = xp[r * sh + kh * dh, kw * dw:kw * dw + (OW - 1) * sw + 1:sw]
+    transpose_into(PT, P)
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def shuffled_im2col(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw, band):
-    """A: the weight as (G, Og rounded up to MR, Cg·KH·KW). A task owns `band` output rows of one
-    image and one group (several short rows per task keep the product's N large on small maps)."""
+def shuffled_im2col(x, x_flat, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw, band, pointwise):
+    """A: the weight as (G, Og rounded up to MR, Cg·KH·KW); x_flat: x viewed as (B, C, H·W). A task owns
+    `band` output rows of one image and one group (several short rows per task keep the product's N
+    large on small maps)."""
     B, C, H, W = x.shape
     G, Og_pad, K = A.shape
     _, O, OH, OW = y.shape
@@ -101,21 +123,13 @@ def shuffled_im2col(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw, band):
         # 1. the patch, built transposed: PT[kk, r·OW + ow] = x[b, j·Cg + c, ih, iw] with
         #    kk = (c·KH + kh)·KW + kw (w's order). Per channel, the band's input rows go into a
         #    zero-padded buffer, then every (tap, row) is one contiguous (or strided) slice copy.
-        rows = (R - 1) * sh + (KH - 1) * dh + 1
-        xp = np.zeros((rows, XPW), dtype=x.dtype)
-        PT = np.empty((K, N), dtype=x.dtype)
-        for c in range(Cg):
-            fill_padded_rows(x[b, j * Cg + c], xp, oh0 * sh - ph, pw)
-            for kh in range(KH):
-                for kw in range(KW):
-                    kk = (c * KH + kh) * KW + kw
-                    for r in range(R):
-                        if sw == 1:
-                            PT[kk, r * OW:(r + 1) * OW] = xp[r * sh + kh * dh, kw * dw:kw * dw + OW]
-                        else:
-                            PT[kk, r * OW:(r + 1) * OW] = xp[r * sh + kh * dh, kw * dw:kw * dw + (OW - 1) * sw + 1:sw]
         P = np.zeros((round_up(N, NR), K), dtype=x.dtype)
-        transpose_into(PT, P)
+        if pointwise:
+            # 1×1, stride 1, no padding (ShuffleNet's grouped 1×1): the band of each channel is already
+            # a contiguous block PT[c, n] of x; transpose it straight from there
+            transpose_into(x_flat[b, j * Cg:(j + 1) * Cg, oh0 * OW:oh0 * OW + N], P)
+        else:
+            im2col_band(x[b, j * Cg:(j + 1) * Cg], P, oh0 * sh - ph, R, OW, KH, KW, sh, sw, pw, dh, dw, XPW)
 
         # 2. T[k, n] = bias[j·Og + k] + Σ_kk A[j, k, kk] · P[n, kk]
         T = np.zeros((Og_pad, P.shape[0]), dtype=x.dtype)
@@ -144,7 +158,9 @@ def shuffled_grouped(x, w, bias=None, *, stride, padding, dilation, groups, out_
         Og = O // groups
         A = np.zeros((groups, round_up(Og, MR), w[0].size), dtype=x.dtype)
         A[:, :Og] = w.reshape(groups, Og, -1)
-        shuffled_im2col(x, A, bias, y, w.shape[2], w.shape[3], *geometry, band)
+        pointwise = w.shape[2:] == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+        shuffled_im2col(x, x.reshape(B, x.shape[1], -1), A, bias, y, w.shape[2], w.shape[3], *geometry, band,
+                        pointwise)
     elif version == "direct":
         shuffled_direct(x, w, bias, y, groups, *geometry)
     else:
