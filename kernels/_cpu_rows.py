@@ -12,8 +12,10 @@ Shapes
     src (C, Hs, Ws)   P (R·N rounded up to NR, C·TH·TW)   A (O rounded up to MR, C·TH·TW)   bias (O,)
 Cost
     row_patch copies R·N·C·TH·TW values; tile_product does 2·O·R·N·C·TH·TW FLOPs.
+    conv_rows:    y = conv2d(x, A as (O, C, KH, KW), bias, padding=(ph, pw)), stride 1, by bands of rows.
 Parallel
-    none: called inside a caller's ``prange`` task, on that task's private buffers.
+    conv_rows: one task per (image, band of output rows). The others: none, they are called inside a
+    caller's ``prange`` task, on that task's private buffers.
 Versions
     one: the fast path of the kernels that use it (their plain versions are written as loops).
 Caveats
@@ -22,6 +24,7 @@ Caveats
 """
 import numba
 import numpy as np
+from numba import prange
 
 from ._cpu_gemm import FASTMATH, NR, round_up, tile_matmul
 
@@ -96,3 +99,21 @@ def band_height(batch, out_h):
     gets at least two tasks (each band recomputes the halo rows its filter needs above and below)."""
     n_bands = max(1, -(-2 * numba.get_num_threads() // batch))
     return -(-out_h // min(n_bands, out_h))
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_rows(x, A, bias, y, KH, KW, ph, pw, band):
+    """A stride-1 dense conv2d by bands of output rows: for each (image, band), T = bias + A·Pᵀ with
+    P = row_patch(x[b], band, KH×KW) and A the weight as (O rounded up to MR, C·KH·KW):
+    y[b, o, oh, ow] = bias[o] + Σ_{c, u, v} A[o, (c·KH + u)·KW + v] · x[b, c, oh − ph + u, ow − pw + v]."""
+    B = x.shape[0]
+    _, O, OH, OW = y.shape
+    n_bands = (OH + band - 1) // band
+    for task in prange(B * n_bands):
+        b = task // n_bands
+        oh0 = task % n_bands * band
+        R = min(band, OH - oh0)
+        T = tile_product(A, row_patch(x[b], oh0 - ph, R, OW, KH, KW, pw), bias, O)
+        for o in range(O):
+            for r in range(R):
+                y[b, o, oh0 + r, :] = T[o, r * OW:(r + 1) * OW]

@@ -100,9 +100,13 @@ MEDIUM = {
 }
 
 
-@pytest.mark.parametrize("kind", list(MEDIUM))
-def test_every_cpu_version_on_medium_shapes(kind):
-    args, kwargs = MEDIUM[kind]
+MEDIUM["shuffled_grouped 1×1"] = ((randn(2, 6, 9, 20), randn(9, 2, 1, 1)), dict(groups=3, bias=randn(9)))
+
+
+@pytest.mark.parametrize("name", list(MEDIUM))
+def test_every_cpu_version_on_medium_shapes(name):
+    kind = name.split()[0]
+    args, kwargs = MEDIUM[name]
     plan = fastconv.plan(kind, *args, **kwargs)
     want = fastconv.run(kind, *args, backend="torch", **kwargs)
     fn, versions = cpu_versions(kind)
