@@ -23,8 +23,8 @@ Parallel
 Versions
     v1 ``flattened_staged`` the three stages as formula loops, l and v as full tensors.
     v2 ``flattened_fused``  per band: the lateral stage on the band's rows plus the KH − 1 halo rows is a
-                            matrix product (1×1 patch of kernels/_cpu_rows.py times w, by the
-                            register-blocked ``tile_matmul``) into a task-local buffer; the vertical and
+                            matrix product (the 1×1 patch, a blocked transpose of x's rows, times w,
+                            by the register-blocked ``tile_matmul``) into a task-local buffer; the vertical and
                             horizontal stages then run per channel from that buffer (a row of v lives in
                             a W-long scratch row), so l and v never reach memory. The lateral product
                             does C/(KH + KW) times the arithmetic of the other two stages, which is why
@@ -38,8 +38,8 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR
-from .._cpu_rows import band_height, padded_rows, row_patch, tile_product
+from .._cpu_gemm import FASTMATH, MR, NR, round_up
+from .._cpu_rows import band_height, padded_rows, tile_product, transpose_into
 
 GEMM_PIXELS = 96    # pixels per lateral matrix product (a few rows: the patch stays in L2)
 
@@ -95,8 +95,8 @@ def flattened_staged(x, w, vert, hor, bias, y, ph, pw):
 # v2: fused per band of output rows
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
-    """A: the lateral w padded with zero rows to a multiple of MR."""
+def flattened_fused(x, x_flat, A, vert, hor, bias, y, ph, pw, band):
+    """A: the lateral w padded with zero rows to a multiple of MR; x_flat: x viewed as (B, C, H·W)."""
     B, C, H, W = x.shape
     O, KH = vert.shape
     KW = hor.shape[1]
@@ -115,11 +115,17 @@ def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
         # 1. lateral: lat[o, i − i0, :] = Σ_c w[o, c] · x[b, c, i, :], `step` rows per product
         for i in range(lo, hi, step):
             n = min(step, hi - i)
-            T = tile_product(A, row_patch(x[b], i, n, W, 1, 1, 0), bias, 0)
+            # the 1×1 patch P[j·W + w, c] = x[b, c, i + j, w]: the rows are one contiguous block per channel
+            P = np.zeros((round_up(n * W, NR), C), dtype=x.dtype)
+            transpose_into(x_flat[b, :, i * W:(i + n) * W], P)
+            T = tile_product(A, P, bias, 0)
             for o in range(O):
                 for j in range(n):
                     lat[o, i - i0 + j, :] = T[o, j * W:(j + 1) * W]
-        v_row = np.empty(W, dtype=x.dtype)
+        # v_pad: one row of v with pw zeros on each side, so the horizontal taps need no bounds tests
+        # and run on slices indexed from 0 (no per-element index test: the loops vectorise)
+        v_pad = np.zeros(W + 2 * pw, dtype=x.dtype)
+        v_row = v_pad[pw:pw + W]
         for o in range(O):
             for oh in range(oh0, oh0 + R):
                 # 2. vertical: v_row[j] = Σ_u vert[o, u] · lat[o, oh − ph + u − i0, j]
@@ -129,13 +135,14 @@ def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
                     src = lat[o, oh - oh0 + u]
                     for j in range(W):
                         v_row[j] += weight * src[j]
-                # 3. horizontal: y[b, o, oh, ow] = bias[o] + Σ_t hor[o, t] · v_row[ow − pw + t]
+                # 3. horizontal: y[b, o, oh, ow] = bias[o] + Σ_t hor[o, t] · v_pad[ow + t]
                 y_row = y[b, o, oh]
                 y_row[:] = bias[o]
                 for t in range(KW):
                     weight = hor[o, t]
-                    for ow in range(max(0, pw - t), min(OW, W + pw - t)):
-                        y_row[ow] += weight * v_row[ow - pw + t]
+                    src = v_pad[t:]
+                    for ow in range(OW):
+                        y_row[ow] += weight * src[ow]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -151,7 +158,8 @@ def flattened(x, w, vertical, horizontal, bias=None, *, padding, version="auto")
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     if version in ("auto", "fused"):
-        flattened_fused(x, padded_rows(w, MR), vertical, horizontal, bias, y, ph, pw, band_height(B, OH))
+        flattened_fused(x, x.reshape(B, C, H * W), padded_rows(w, MR), vertical, horizontal, bias, y, ph, pw,
+                        band_height(B, OH))
     elif version == "staged":
         flattened_staged(x, w, vertical, horizontal, bias, y, ph, pw)
     else:
