@@ -1,26 +1,32 @@
-"""Row-band im2col and tile product: the two steps the fused factorized CPU kernels repeat per stage.
+"""Row-band helpers the factorized CPU kernels share: padded input rows, blocked transposes, the
+channels-last im2col patch of a band of output rows, the tile product, and a stride-1 conv by bands.
 
 Math
-    fill_padded_rows: xp[i, pad_w + j] = x_c[row0 + i, j] (zero outside x_c): a band's input rows.
-    transpose_into:  P[n, k] = PT[k, n].
-    row_patch:    P[r·N + n, (c·TH + u)·TW + v] = src[c, row0 + r + u, n − pad_w + v]
-                  (zero where the row or column is outside src), for r < R rows, n < N columns.
-                  With TH = 1, TW = k it is the patch of a 1×k row filter; with TH = k, TW = 1 that of a
-                  k×1 column filter; with TH = TW = 1 that of a 1×1 (lateral/pointwise) filter.
-    tile_product: T[o, j] = bias[o] + Σ_kk A[o, kk] · P[j, kk]   (a 1×k, k×1 or 1×1 filter on a band)
+    fill_padded_rows:    xp[i, pad_w + j] = x_c[row0 + i, j] (zero outside x_c): a band's input rows.
+    transpose_into:      P[n, k] = PT[k, n].
+    channels_last_patch: P[r·N + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v]
+                         (zero outside x_b), for r < R rows and n < N columns of a stride-1 filter.
+    tile_product:        T[o, j] = bias[o] + Σ_kk A[o, kk] · P[j, kk].
+    conv_rows:           y = conv2d(x, w, bias, padding=(ph, pw)) at stride 1, band by band, with A = w
+                         as (O, KH·KW·C) (taps ordered (u, v, c), the order of channels_last_patch).
 Shapes
-    src (C, Hs, Ws)   P (R·N rounded up to NR, C·TH·TW)   A (O rounded up to MR, C·TH·TW)   bias (O,)
+    x_b (C, H, W)   P (R·N rounded up to NR, KH·KW·C)   A (O rounded up to MR, KH·KW·C)   bias (O,)
 Cost
-    row_patch copies R·N·C·TH·TW values; tile_product does 2·O·R·N·C·TH·TW FLOPs.
-    conv_rows:    y = conv2d(x, A as (O, C, KH, KW), bias, padding=(ph, pw)), stride 1, by bands of rows.
+    channels_last_patch: C·(R + KH − 1)·W values transposed, then R·N·KH contiguous copies of KW·C
+    values; tile_product: 2·O·R·N·K FLOPs (the arithmetic the patch feeds).
 Parallel
-    conv_rows: one task per (image, band of output rows). The others: none, they are called inside a
-    caller's ``prange`` task, on that task's private buffers.
+    conv_rows: one task per (image, band of output rows). The others: none; they run inside a caller's
+    ``prange`` task, on that task's private buffers.
 Versions
-    one: the fast path of the kernels that use it (their plain versions are written as loops).
+    One each: the fast paths of the kernels that use them (their plain versions are formula loops).
+    Why a channels-last patch: ``tile_matmul`` wants each pixel's K patch values contiguous, while an
+    NCHW image has each channel's pixels contiguous. Writing the patch element by element (a stride-K
+    scatter, with Numba's negative-index test per element) cost more than the product itself; here
+    the transposition happens once per input row (C·W values), and the KW·C values of a kernel row
+    are then one contiguous slice per pixel.
 Caveats
-    stride 1 and dilation 1 only (the factorized kinds that use it have none); P's padding rows are zero
-    so ``tile_matmul``'s 4×3 blocks need no remainder code.
+    Stride 1 and dilation 1 only (the factorized kinds that use them have none). P's padding rows are
+    zero, so ``tile_matmul``'s 4×3 blocks need no remainder code.
 """
 import numba
 import numpy as np
@@ -38,31 +44,6 @@ def transpose_into(PT, P):
             for n in range(n0, min(n0 + 16, N)):
                 for k in range(k0, min(k0 + 16, K)):
                     P[n, k] = PT[k, n]
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def row_patch(src, row0, R, N, TH, TW, pad_w):
-    """The im2col patch of R output rows × N columns of a TH×TW filter on src (see the module).
-
-    Built transposed first, PT[kk, r·N + n], where each (tap, row) is one contiguous slice copy
-    (vectorised; Numba's per-element negative-index test never runs), then transposed in blocks:
-    cheaper than writing P element by element with a stride of K."""
-    C, Hs, Ws = src.shape
-    K = C * TH * TW
-    PT = np.zeros((K, R * N), dtype=src.dtype)
-    for c in range(C):
-        for u in range(TH):
-            for v in range(TW):
-                kk = (c * TH + u) * TW + v
-                # only the columns whose input column n − pad_w + v is inside the row
-                lo, hi = max(0, pad_w - v), min(N, Ws + pad_w - v)
-                for r in range(R):
-                    row = row0 + r + u
-                    if 0 <= row < Hs and hi > lo:
-                        PT[kk, r * N + lo:r * N + hi] = src[c, row, lo - pad_w + v:hi - pad_w + v]
-    P = np.zeros((round_up(R * N, NR), K), dtype=src.dtype)
-    transpose_into(PT, P)
-    return P
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -101,11 +82,35 @@ def band_height(batch, out_h):
     return -(-out_h // min(n_bands, out_h))
 
 
+@numba.njit(fastmath=FASTMATH, cache=True)
+def channels_last_patch(x_b, row0, R, OW, KH, KW, pad_w):
+    """The im2col patch of R output rows of a stride-1 KH×KW filter, taps ordered (u, v, c):
+    P[r·OW + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v] (zero outside x_b).
+
+    The band's input rows are first transposed once into a zero-padded channels-last buffer
+    xt[i, col, c]; then the KW·C values of kernel row u for pixel n are ONE contiguous slice of it,
+    so each pixel's patch row is KH slice copies (vectorised) instead of C·KH·KW scalar writes."""
+    C, H, W = x_b.shape
+    rows, XPW = R + KH - 1, OW + KW - 1
+    xt = np.zeros((rows, XPW, C), dtype=x_b.dtype)
+    for i in range(rows):
+        if 0 <= row0 + i < H:
+            transpose_into(x_b[:, row0 + i, :], xt[i, pad_w:pad_w + W])
+    flat = xt.reshape(rows, XPW * C)
+    K = KH * KW * C
+    P = np.zeros((round_up(R * OW, NR), K), dtype=x_b.dtype)
+    for r in range(R):
+        for n in range(OW):
+            for u in range(KH):
+                P[r * OW + n, u * KW * C:(u + 1) * KW * C] = flat[r + u, n * C:(n + KW) * C]
+    return P
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_rows(x, A, bias, y, KH, KW, ph, pw, band):
     """A stride-1 dense conv2d by bands of output rows: for each (image, band), T = bias + A·Pᵀ with
-    P = row_patch(x[b], band, KH×KW) and A the weight as (O rounded up to MR, C·KH·KW):
-    y[b, o, oh, ow] = bias[o] + Σ_{c, u, v} A[o, (c·KH + u)·KW + v] · x[b, c, oh − ph + u, ow − pw + v]."""
+    P = channels_last_patch(x[b], band, KH×KW) and A the weight as (O rounded up to MR, KH·KW·C):
+    y[b, o, oh, ow] = bias[o] + Σ_{u, v, c} A[o, (u·KW + v)·C + c] · x[b, c, oh − ph + u, ow − pw + v]."""
     B = x.shape[0]
     _, O, OH, OW = y.shape
     n_bands = (OH + band - 1) // band
@@ -113,7 +118,7 @@ def conv_rows(x, A, bias, y, KH, KW, ph, pw, band):
         b = task // n_bands
         oh0 = task % n_bands * band
         R = min(band, OH - oh0)
-        T = tile_product(A, row_patch(x[b], oh0 - ph, R, OW, KH, KW, pw), bias, O)
+        T = tile_product(A, channels_last_patch(x[b], oh0 - ph, R, OW, KH, KW, pw), bias, O)
         for o in range(O):
             for r in range(R):
                 y[b, o, oh0 + r, :] = T[o, r * OW:(r + 1) * OW]

@@ -136,7 +136,8 @@ def _conv_same(x, w, padding):
     OH, OW = H + 2 * padding[0] - KH + 1, W + 2 * padding[1] - KW + 1
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     band = max(1, min(BAND_PIXELS // OW, band_height(B, OH)))
-    conv_rows(x, padded_rows(w.reshape(O, -1), MR), np.zeros(O, dtype=x.dtype), y, KH, KW, *padding, band)
+    A = padded_rows(np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(O, -1), MR)   # taps ordered (u, v, c)
+    conv_rows(x, A, np.zeros(O, dtype=x.dtype), y, KH, KW, *padding, band)
     return y
 
 

@@ -23,8 +23,8 @@ Versions
                              rows) are computed into a task-local buffer (M × rows × OW, ≈ 200 KB for an
                              Inception 17×17 map), then the column filter reads them from there: r never
                              goes to memory as a full tensor. Both stages are per-band matrix products
-                             (the 1×k and k×1 patches of kernels/_cpu_rows.py times the filters viewed as
-                             (M, C·KW) and (O, M·KH)) by the register-blocked ``tile_matmul``, a few rows
+                             (the 1×k and k×1 channels-last patches of kernels/_cpu_rows.py times the
+                             filters viewed as (M, KW·C) and (O, KH·M)) by the register-blocked ``tile_matmul``, a few rows
                              of pixels per product so that the patch stays in L2.
                              Bands are as tall as the parallelism allows (halo rows are recomputed by
                              both neighbouring bands, so fewer bands = less recomputation).
@@ -38,7 +38,7 @@ import numpy as np
 from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR
-from .._cpu_rows import band_height, padded_rows, row_patch, tile_product
+from .._cpu_rows import band_height, channels_last_patch, padded_rows, tile_product
 
 GEMM_PIXELS = 96    # pixels per v2 matrix product: a few rows, so the patch (pixels × K) stays in L2
 
@@ -86,7 +86,8 @@ def spatial_two_pass(x, w, col, bias, y, p):
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def spatial_fused(x, A_row, A_col, bias, y, M, KW, KH, p, band):
-    """A_row: w as (M rounded up to MR, C·KW); A_col: col as (O rounded up to MR, M·KH)."""
+    """A_row: w as (M rounded up to MR, KW·C); A_col: col as (O rounded up to MR, KH·M) (taps before
+    channels: the order of channels_last_patch)."""
     B, C, H, W = x.shape
     _, O, OH, OW = y.shape
     n_bands = (OH + band - 1) // band
@@ -103,14 +104,14 @@ def spatial_fused(x, A_row, A_col, bias, y, M, KW, KH, p, band):
         # 1. the row filter on the needed rows: r[m, i − i0, :] = A_row · patch(x[b], rows i, 1×KW)
         for i in range(lo, hi, step):
             n = min(step, hi - i)
-            T = tile_product(A_row, row_patch(x[b], i, n, OW, 1, KW, p), bias, 0)
+            T = tile_product(A_row, channels_last_patch(x[b], i, n, OW, 1, KW, p), bias, 0)
             for m in range(M):
                 for j in range(n):
                     r[m, i - i0 + j, :] = T[m, j * OW:(j + 1) * OW]
         # 2. the column filter from the buffer: y[b, :, oh, :] = bias + A_col · patch(r, rows oh, KH×1)
         for oh in range(oh0, oh0 + R, step):
             n = min(step, oh0 + R - oh)
-            T = tile_product(A_col, row_patch(r, oh - oh0, n, OW, KH, 1, 0), bias, O)
+            T = tile_product(A_col, channels_last_patch(r, oh - oh0, n, OW, KH, 1, 0), bias, O)
             for o in range(O):
                 for j in range(n):
                     y[b, o, oh + j, :] = T[o, j * OW:(j + 1) * OW]
@@ -130,8 +131,9 @@ def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     if version in ("auto", "fused"):
-        spatial_fused(x, padded_rows(w.reshape(M, C * KW), MR), padded_rows(col.reshape(O, M * KH), MR),
-                      bias, y, M, KW, KH, p, band_height(B, OH))
+        A_row = np.ascontiguousarray(w.reshape(M, C, KW).transpose(0, 2, 1)).reshape(M, KW * C)
+        A_col = np.ascontiguousarray(col.reshape(O, M, KH).transpose(0, 2, 1)).reshape(O, KH * M)
+        spatial_fused(x, padded_rows(A_row, MR), padded_rows(A_col, MR), bias, y, M, KW, KH, p, band_height(B, OH))
     elif version == "two_pass":
         spatial_two_pass(x, w.reshape(M, C, KW), col.reshape(O, M, KH), bias, y, p)
     else:
