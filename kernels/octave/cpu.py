@@ -32,8 +32,9 @@ Versions
                           product), called per term rather than fused into one kernel: each term is an
                           ordinary convolution on its own grid, and a fused kernel would only save the
                           small pooled inputs and the low-resolution partial sum. (The standard conv
-                          kernel's im2col version of kernels/conv/cpu.py does the same arithmetic;
-                          conv_rows measured ~5 % faster here, its patch being built with slice copies.)
+                          kernel's im2col version of kernels/conv/cpu.py does the same arithmetic, but
+                          writes its patch element by element: on the OctResNet layer conv_rows'
+                          channels-last patch made the whole call ~1.5× faster, 30 → 20 ms per core.)
                           What is gained instead:
                           * terms that land on the same grid are merged into ONE convolution by stacking
                             their inputs along channels and their weights along the input-channel axis
