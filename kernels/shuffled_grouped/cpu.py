@@ -35,6 +35,8 @@ Versions
                             row, from a zero-padded copy of the band's input rows: no bounds tests,
                             vectorised) and then transposed in blocks — writing P directly is a
                             stride-K scatter with a per-element index test, which was 5× the GEMM.
+                            A 1×1 stride-1 unpadded filter (ShuffleNet's) needs no copy at all: the
+                            band of each channel is one contiguous block of x, transposed from there.
     ``shuffled_grouped`` picks v2.
 
 Caveats

@@ -23,9 +23,11 @@ Versions
                              rows) are computed into a task-local buffer (M × rows × OW, ≈ 200 KB for an
                              Inception 17×17 map), then the column filter reads them from there: r never
                              goes to memory as a full tensor. Both stages are per-band matrix products
-                             (the 1×k and k×1 channels-last patches of kernels/_cpu_rows.py times the
-                             filters viewed as (M, KW·C) and (O, KH·M)) by the register-blocked ``tile_matmul``, a few rows
-                             of pixels per product so that the patch stays in L2.
+                             (the 1×k and k×1 channels-last patches of kernels/_cpu_rows.py times
+                             the filters viewed as (M, KW·C) and (O, KH·M)) by the register-blocked
+                             ``tile_matmul``, a few rows of pixels per product so that the patch stays
+                             in L2. Both products have K = 896 on the Inception layer: the kernel runs
+                             at the speed of tile_matmul (~110–140 GFLOP/s per core here).
                              Bands are as tall as the parallelism allows (halo rows are recomputed by
                              both neighbouring bands, so fewer bands = less recomputation).
     ``spatial_separable`` picks v2.
