@@ -26,10 +26,10 @@ Versions
     v1 ``separable_two_pass``  the formula in two passes, as torch runs it: the depthwise result of the
                                whole batch is written to a full tensor d, then the pointwise pass reads
                                it back, one multiply-add per load.
-    v2 ``separable_fused``     one pass. A task owns a band of whole output rows of one image (≈ 448
-                               pixels: 8 rows of a 56-wide map). The depthwise result of all Cmid
+    v2 ``separable_fused``     one pass. A task owns a band of whole output rows of one image (≈ 168
+                               pixels: 3 rows of a 56-wide map). The depthwise result of all Cmid
                                channels on the band, D[c, n], is computed into a task-local buffer of
-                               Cmid·N values (≈ 250 KB for 144 channels, so it stays in L2), and the
+                               Cmid·N values (≈ 100 KB for 144 channels, so it stays in L2), and the
                                pointwise product y_band = bias + pw · D is taken from there by the
                                register-blocked ``tile_matmul`` (kernels/_cpu_gemm.py).
                                Why this saves memory traffic: d never exists as a full tensor, so its
@@ -58,7 +58,7 @@ from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._cpu_rows import band_height, fill_padded_rows, transpose_into
 
 
-BAND_PIXELS = 448   # v2: output pixels per task (whole rows); D and P (Cmid × pixels) stay in L2
+BAND_PIXELS = 168   # v2: output pixels per task (whole rows); measured best at 112–168 (D, P ≈ 100 KB)
 
 
 @numba.njit(inline="always")
