@@ -11,17 +11,18 @@ from typing import Callable
 
 import numpy as np
 
-from .api import get_spec, load, plan, run
-from .families import adaptive, deformable, dynamic, standard
+from .api import get_spec, load, map_tensors, plan, run
+from .families import adaptive, deformable, dynamic, factorized, standard
 from .spec import BENCH_BATCH as BATCH
 from .spec import Layer
 
 
 LAYERS = [
     *standard.BENCHMARKS,
+    *factorized.BENCHMARKS,
+    *dynamic.BENCHMARKS,
     *deformable.BENCHMARKS,
     *adaptive.BENCHMARKS,
-    *dynamic.BENCHMARKS,
 ]
 
 
@@ -57,13 +58,14 @@ def callables(layer: Layer, backends=("numba", "torch"), seed: int = 0) -> dict:
         elif backend == "torch":
             spec = get_spec(layer.kind)
             fn = load(layer.baseline or spec.reference, "fastconv.reference")
-            named = {name: torch.from_numpy(a) for name, a in arrays.items()}
+            named = {name: map_tensors(torch.from_numpy, a) for name, a in arrays.items()}
             for name, shape in checked.reshape.items():
                 named[name] = named[name].reshape(shape)
             out[backend] = lambda fn=fn, named=named: fn(**named, **checked.ref_params)
         elif backend == "triton":
-            cuda_args = [torch.from_numpy(a).cuda() for a in args]
-            cuda_kwargs = {k: torch.from_numpy(v).cuda() for k, v in kwargs.items()}
+            to_cuda = lambda a: torch.from_numpy(a).cuda()
+            cuda_args = [map_tensors(to_cuda, a) for a in args]
+            cuda_kwargs = {k: map_tensors(to_cuda, v) for k, v in kwargs.items()}
 
             def on_gpu():
                 result = run(layer.kind, *cuda_args, backend="triton", **cuda_kwargs, **layer.params)

@@ -15,18 +15,23 @@ from .deformable import MODULES as _DEFORMABLE
 from .deformable import DCNv3, DCNv4, DeformConv2d
 from .dynamic import MODULES as _DYNAMIC
 from .dynamic import DynamicConv2d, KernelWarehouseConv2d, ODConv2d
+from .factorized import MODULES as _FACTORIZED
+from .factorized import (FlattenedConv2d, OctaveConv2d, SeparableConv2d, ShuffledGroupConv2d,
+                         SpatialSeparableConv2d)
 from .standard import MODULES as _STANDARD
 from .standard import (Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d,
                        DepthwiseConv2d, PointwiseConv2d)
 
 MODULES = {
     **_STANDARD,
+    **_FACTORIZED,
+    **_DYNAMIC,
     **_DEFORMABLE,
     **_ADAPTIVE,
-    **_DYNAMIC,
 }
 
 __all__ = ["FastconvModule", "MODULES", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "PointwiseConv2d",
-           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "DeformConv2d", "DCNv3", "DCNv4",
-           "Involution2d", "LightweightConv1d", "DynamicLightweightConv1d", "DynamicConv2d", "ODConv2d",
-           "KernelWarehouseConv2d"]
+           "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "SeparableConv2d",
+           "SpatialSeparableConv2d", "FlattenedConv2d", "ShuffledGroupConv2d", "OctaveConv2d",
+           "DynamicConv2d", "ODConv2d", "KernelWarehouseConv2d", "DeformConv2d", "DCNv3", "DCNv4",
+           "Involution2d", "LightweightConv1d", "DynamicLightweightConv1d"]

@@ -5,11 +5,12 @@ A strategy draws a :class:`Case`: the positional tensors and keyword arguments o
 asymmetric kernels, strides larger than the kernel, dilation, groups...). Tests cast them to the dtype
 and array type under test.
 """
-from . import adaptive, deformable, dynamic, standard
+from . import adaptive, deformable, dynamic, factorized, standard
 
 STRATEGIES = {
     **standard.STRATEGIES,
+    **factorized.STRATEGIES,
+    **dynamic.STRATEGIES,
     **deformable.STRATEGIES,
     **adaptive.STRATEGIES,
-    **dynamic.STRATEGIES,
 }

@@ -1,0 +1,136 @@
+"""Row-band helpers the factorized CPU kernels share: padded input rows, blocked transposes, the
+channels-last im2col patch of a band of output rows, the tile product, and a stride-1 conv by bands.
+
+Math
+    fill_padded_rows:    xp[i, pad_w + j] = x_c[row0 + i, j] (zero outside x_c): a band's input rows.
+    transpose_into:      P[n, k] = PT[k, n].
+    channels_last_patch: P[r·N + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v]
+                         (zero outside x_b), for r < R rows and n < N columns of a stride-1 filter.
+    tile_product:        T[o, j] = bias[o] + Σ_kk A[o, kk] · P[j, kk].
+    conv_rows:           y = conv2d(x, w, bias, padding=(ph, pw)) at stride 1, band by band, with A = w
+                         as (O, KH·KW·C) (taps ordered (u, v, c), the order of channels_last_patch).
+Shapes
+    x_b (C, H, W)   P (R·N rounded up to NR, KH·KW·C)   A (O rounded up to MR, KH·KW·C)   bias (O,)
+Cost
+    channels_last_patch: C·(R + KH − 1)·W values transposed, then R·N·KH contiguous copies of KW·C
+    values; tile_product: 2·O·R·N·K FLOPs (the arithmetic the patch feeds).
+Parallel
+    conv_rows: one task per (image, band of output rows). The others: none; they run inside a caller's
+    ``prange`` task, on that task's private buffers.
+Versions
+    One each: the fast paths of the kernels that use them (their plain versions are formula loops).
+    Why a channels-last patch: ``tile_matmul`` wants each pixel's K patch values contiguous, while an
+    NCHW image has each channel's pixels contiguous. Writing the patch element by element (a stride-K
+    scatter, with Numba's negative-index test per element) cost more than the product itself; here
+    the transposition happens once per input row (C·W values), and the KW·C values of a kernel row
+    are then one contiguous slice per pixel.
+Caveats
+    Stride 1 and dilation 1 only (the factorized kinds that use them have none). P's padding rows are
+    zero, so ``tile_matmul``'s 4×3 blocks need no remainder code.
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from ._cpu_gemm import FASTMATH, NR, round_up, tile_matmul
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def transpose_into(PT, P):
+    """P[n, k] = PT[k, n] for n < PT.shape[1] (P may have more, padding, rows).
+
+    Speed trick (4× over a 16×16-blocked element loop, measured): eight rows of PT are read side by
+    side and written as eight neighbouring values of a row of P, all at constant offsets from slices
+    indexed from 0, so the loop carries no per-element index arithmetic or negative-index tests."""
+    K, N = PT.shape
+    k0 = 0
+    while k0 + 8 <= K:
+        r0, r1, r2, r3 = PT[k0], PT[k0 + 1], PT[k0 + 2], PT[k0 + 3]
+        r4, r5, r6, r7 = PT[k0 + 4], PT[k0 + 5], PT[k0 + 6], PT[k0 + 7]
+        for n in range(N):
+            p = P[n, k0:]
+            p[0], p[1], p[2], p[3] = r0[n], r1[n], r2[n], r3[n]
+            p[4], p[5], p[6], p[7] = r4[n], r5[n], r6[n], r7[n]
+        k0 += 8
+    for k in range(k0, K):
+        row = PT[k]
+        for n in range(N):
+            P[n, k] = row[n]
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def fill_padded_rows(x_c, xp, row0, pad_w):
+    """xp[i, pad_w : pad_w + W] = x_c[row0 + i] for the rows inside x_c: a zero-padded copy of the
+    input rows a band of outputs reads (xp starts zeroed; rows and columns outside stay zero), so the
+    kernels' tap loops need no bounds tests."""
+    H, W = x_c.shape
+    for i in range(xp.shape[0]):
+        if 0 <= row0 + i < H:
+            xp[i, pad_w:pad_w + W] = x_c[row0 + i]
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def tile_product(A, P, bias, O):
+    """T = bias + A·Pᵀ by the register-blocked tile_matmul; rows ≥ O (zero padding of A) start at 0."""
+    T = np.zeros((A.shape[0], P.shape[0]), dtype=P.dtype)
+    for o in range(O):
+        T[o, :] = bias[o]
+    tile_matmul(A, P, T)
+    return T
+
+
+def padded_rows(matrix, multiple_of):
+    """A (O, K) matrix with zero rows appended up to a multiple (the MR of tile_matmul)."""
+    O = matrix.shape[0]
+    out = np.zeros((round_up(O, multiple_of), matrix.shape[1]), dtype=matrix.dtype)
+    out[:O] = matrix
+    return out
+
+
+def band_height(batch, out_h):
+    """Rows per band for a kernel parallel over (image, band): as tall as possible while every thread
+    gets at least two tasks (each band recomputes the halo rows its filter needs above and below)."""
+    n_bands = max(1, -(-2 * numba.get_num_threads() // batch))
+    return -(-out_h // min(n_bands, out_h))
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def channels_last_patch(x_b, row0, R, OW, KH, KW, pad_w):
+    """The im2col patch of R output rows of a stride-1 KH×KW filter, taps ordered (u, v, c):
+    P[r·OW + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v] (zero outside x_b).
+
+    The band's input rows are first transposed once into a zero-padded channels-last buffer
+    xt[i, col, c]; then the KW·C values of kernel row u for pixel n are ONE contiguous slice of it,
+    so each pixel's patch row is KH slice copies (vectorised) instead of C·KH·KW scalar writes."""
+    C, H, W = x_b.shape
+    rows, XPW = R + KH - 1, OW + KW - 1
+    xt = np.zeros((rows, XPW, C), dtype=x_b.dtype)
+    for i in range(rows):
+        if 0 <= row0 + i < H:
+            transpose_into(x_b[:, row0 + i, :], xt[i, pad_w:pad_w + W])
+    flat = xt.reshape(rows, XPW * C)
+    K = KH * KW * C
+    P = np.zeros((round_up(R * OW, NR), K), dtype=x_b.dtype)
+    for r in range(R):
+        for n in range(OW):
+            for u in range(KH):
+                P[r * OW + n, u * KW * C:(u + 1) * KW * C] = flat[r + u, n * C:(n + KW) * C]
+    return P
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_rows(x, A, bias, y, KH, KW, ph, pw, band):
+    """A stride-1 dense conv2d by bands of output rows: for each (image, band), T = bias + A·Pᵀ with
+    P = channels_last_patch(x[b], band, KH×KW) and A the weight as (O rounded up to MR, KH·KW·C):
+    y[b, o, oh, ow] = bias[o] + Σ_{u, v, c} A[o, (u·KW + v)·C + c] · x[b, c, oh − ph + u, ow − pw + v]."""
+    B = x.shape[0]
+    _, O, OH, OW = y.shape
+    n_bands = (OH + band - 1) // band
+    for task in prange(B * n_bands):
+        b = task // n_bands
+        oh0 = task % n_bands * band
+        R = min(band, OH - oh0)
+        T = tile_product(A, channels_last_patch(x[b], oh0 - ph, R, OW, KH, KW, pw), bias, O)
+        for o in range(O):
+            for r in range(R):
+                y[b, o, oh0 + r, :] = T[o, r * OW:(r + 1) * OW]

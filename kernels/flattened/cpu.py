@@ -1,0 +1,170 @@
+"""Flattened convolution (Jin et al. 2014) on the CPU with Numba: lateral 1×1 across channels, then a
+vertical KH×1 and a horizontal 1×KW filter per channel, no nonlinearity in between.
+
+Math
+    l[b, o, i, j]   = Σ_{c<C} w[o, c] · x[b, c, i, j]                                   (lateral)
+    v[b, o, oh, j]  = Σ_{u<KH} vert[o, u] · l[b, o, oh − ph + u, j]                      (vertical)
+    y[b, o, oh, ow] = bias[o] + Σ_{t<KW} hor[o, t] · v[b, o, oh, ow − pw + t]            (horizontal)
+    l and v read as zero outside the image (the padding of the vertical and horizontal stages).
+    Composed, this is one convolution with the rank-1 filter W[o, c, u, t] = w[o, c]·vert[o, u]·hor[o, t].
+
+Shapes
+    x (B, C, H, W)   w (O, C)   vert (O, KH)   hor (O, KW)   bias (O,)   y (B, O, OH, OW)
+    OH = H + 2·ph − KH + 1, OW = W + 2·pw − KW + 1; all C-contiguous.
+
+Cost
+    B·O·(H·W·C + OH·W·KH + OH·OW·KW) multiply-adds (vs B·O·OH·OW·C·KH·KW for the dense filter).
+    Minimum traffic: x read once, y written once; the staged form also writes and reads l and v.
+
+Parallel
+    v1: one task per row of each stage ((b, o, i), then (b, o, oh) twice).
+    v2: one task per (image b, band of output rows), all O channels.
+
+Versions
+    v1 ``flattened_staged`` the three stages as formula loops, l and v as full tensors.
+    v2 ``flattened_fused``  per band: the lateral stage on the band's rows plus the KH − 1 halo rows is a
+                            matrix product (the 1×1 patch, a blocked transpose of x's rows, times w,
+                            by the register-blocked ``tile_matmul``) into a task-local buffer; the vertical and
+                            horizontal stages then run per channel from that buffer (a row of v lives in
+                            a W-long scratch row), so l and v never reach memory. The lateral product
+                            does C/(KH + KW) times the arithmetic of the other two stages, which is why
+                            it gets the blocked GEMM and they get plain vectorised row loops.
+    ``flattened`` picks v2.
+
+Caveats
+    Accumulation in the input dtype; v2 sums in SIMD partial sums (agrees with v1 to rounding).
+"""
+import numba
+import numpy as np
+from numba import prange
+
+from .._cpu_gemm import FASTMATH, MR, NR, round_up
+from .._cpu_rows import band_height, padded_rows, tile_product, transpose_into
+
+GEMM_PIXELS = 96    # pixels per lateral matrix product (a few rows: the patch stays in L2)
+
+
+# ----------------------------------------------------------------------------------------------------
+# v1: three stages, loop for loop
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, cache=True)
+def flattened_staged(x, w, vert, hor, bias, y, ph, pw):
+    B, C, H, W = x.shape
+    O, KH = vert.shape
+    KW = hor.shape[1]
+    _, _, OH, OW = y.shape
+    lat = np.empty((B, O, H, W), dtype=x.dtype)
+    v = np.empty((B, O, OH, W), dtype=x.dtype)
+    # lateral: l[b, o, i, j] = Σ_c w[o, c] · x[b, c, i, j]
+    for task in prange(B * O * H):
+        i = task % H
+        o = task // H % O
+        b = task // (H * O)
+        for j in range(W):
+            acc = 0.0
+            for c in range(C):
+                acc += w[o, c] * x[b, c, i, j]
+            lat[b, o, i, j] = acc
+    # vertical: v[b, o, oh, j] = Σ_u vert[o, u] · l[b, o, oh − ph + u, j]
+    for task in prange(B * O * OH):
+        oh = task % OH
+        o = task // OH % O
+        b = task // (OH * O)
+        for j in range(W):
+            acc = 0.0
+            for u in range(KH):
+                i = oh - ph + u
+                if 0 <= i < H:
+                    acc += vert[o, u] * lat[b, o, i, j]
+            v[b, o, oh, j] = acc
+    # horizontal: y[b, o, oh, ow] = bias[o] + Σ_t hor[o, t] · v[b, o, oh, ow − pw + t]
+    for task in prange(B * O * OH):
+        oh = task % OH
+        o = task // OH % O
+        b = task // (OH * O)
+        for ow in range(OW):
+            acc = bias[o]
+            for t in range(KW):
+                j = ow - pw + t
+                if 0 <= j < W:
+                    acc += hor[o, t] * v[b, o, oh, j]
+            y[b, o, oh, ow] = acc
+
+
+# ----------------------------------------------------------------------------------------------------
+# v2: fused per band of output rows
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def flattened_fused(x, x_flat, A, vert, hor, bias, y, ph, pw, band):
+    """A: the lateral w padded with zero rows to a multiple of MR; x_flat: x viewed as (B, C, H·W)."""
+    B, C, H, W = x.shape
+    O, KH = vert.shape
+    KW = hor.shape[1]
+    _, _, OH, OW = y.shape
+    n_bands = (OH + band - 1) // band
+    step = max(1, GEMM_PIXELS // W)
+    for task in prange(B * n_bands):
+        b = task // n_bands
+        oh0 = (task % n_bands) * band
+        R = min(band, OH - oh0)
+        # rows i0 .. i0 + R + KH − 2 of l feed this band; those outside [0, H) stay zero (padding)
+        i0 = oh0 - ph
+        rows = R + KH - 1
+        lat = np.zeros((O, rows, W), dtype=x.dtype)
+        lo, hi = max(0, i0), min(H, i0 + rows)
+        # 1. lateral: lat[o, i − i0, :] = Σ_c w[o, c] · x[b, c, i, :], `step` rows per product
+        for i in range(lo, hi, step):
+            n = min(step, hi - i)
+            # the 1×1 patch P[j·W + w, c] = x[b, c, i + j, w]: the rows are one contiguous block per channel
+            P = np.zeros((round_up(n * W, NR), C), dtype=x.dtype)
+            transpose_into(x_flat[b, :, i * W:(i + n) * W], P)
+            T = tile_product(A, P, bias, 0)
+            for o in range(O):
+                for j in range(n):
+                    lat[o, i - i0 + j, :] = T[o, j * W:(j + 1) * W]
+        # v_pad: one row of v with pw zeros on each side, so the horizontal taps need no bounds tests
+        # and run on slices indexed from 0 (no per-element index test: the loops vectorise)
+        v_pad = np.zeros(W + 2 * pw, dtype=x.dtype)
+        v_row = v_pad[pw:pw + W]
+        for o in range(O):
+            for oh in range(oh0, oh0 + R):
+                # 2. vertical: v_row[j] = Σ_u vert[o, u] · lat[o, oh − ph + u − i0, j]
+                v_row[:] = 0.0
+                for u in range(KH):
+                    weight = vert[o, u]
+                    src = lat[o, oh - oh0 + u]
+                    for j in range(W):
+                        v_row[j] += weight * src[j]
+                # 3. horizontal: y[b, o, oh, ow] = bias[o] + Σ_t hor[o, t] · v_pad[ow + t]
+                y_row = y[b, o, oh]
+                y_row[:] = bias[o]
+                for t in range(KW):
+                    weight = hor[o, t]
+                    src = v_pad[t:]
+                    for ow in range(OW):
+                        y_row[ow] += weight * src[ow]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The wrapper fastconv.run calls
+# ----------------------------------------------------------------------------------------------------
+def flattened(x, w, vertical, horizontal, bias=None, *, padding, version="auto"):
+    """y = horizontal ∘ vertical ∘ lateral (x) + bias; version "staged" (v1), "fused" (v2) or "auto"."""
+    B, C, H, W = x.shape
+    O, KH = vertical.shape
+    KW = horizontal.shape[1]
+    ph, pw = padding
+    OH, OW = H + 2 * ph - KH + 1, W + 2 * pw - KW + 1
+    y = np.empty((B, O, OH, OW), dtype=x.dtype)
+    bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
+    if version in ("auto", "fused"):
+        flattened_fused(x, x.reshape(B, C, H * W), padded_rows(w, MR), vertical, horizontal, bias, y, ph, pw,
+                        band_height(B, OH))
+    elif version == "staged":
+        flattened_staged(x, w, vertical, horizontal, bias, y, ph, pw)
+    else:
+        raise ValueError(f"version must be 'auto', 'staged' or 'fused', got {version!r}")
+    return y
+
+
+VERSIONS = ("staged", "fused")
