@@ -124,3 +124,19 @@ def test_kernels_compile_for_h100():
     result = subprocess.run([sys.executable, script, "--quick"], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "tensor cores" in result.stdout
+
+
+@pytest.mark.parametrize("dtype", ["float32", "tf32", "float16", "bfloat16"])
+def test_benchmark_callables_on_the_triton_device(dtype):
+    """fastconv.bench's GPU comparison (triton and the torch baseline on one device, every GPU dtype),
+    on a tiny layer so that the interpreter can run it."""
+    from fastconv import bench
+    from fastconv.spec import Layer
+    layers = [Layer("conv2d", "tiny", {"x": (1, 4, 6, 5), "w": (16, 4, 3, 3)}, {"padding": 1}),
+              Layer("depthwise", "tiny", {"x": (1, 4, 6, 5), "w": (8, 1, 3, 3)}, {"padding": 1}),
+              Layer("transposed", "tiny", {"x": (1, 4, 3, 3), "w": (4, 16, 2, 2)}, {"stride": 2})]
+    for layer in layers:
+        fns = bench.callables(layer, ("triton", "torch"), dtype=dtype, device=DEVICE)
+        got, want = fns["triton"](), fns["torch"]()
+        assert got.dtype == want.dtype == (torch.float32 if dtype == "tf32" else getattr(torch, dtype))
+        torch.testing.assert_close(got.float(), want.float(), rtol=2e-2, atol=2e-2)
