@@ -148,7 +148,7 @@ def conv_direct_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
            key=["M", "Og", "Cg", "KD", "KH", "KW"], prune=fit_blocks(BLOCK_N="Og", BLOCK_K="Cg"))
 @triton.jit
 def conv_gemm_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
-                     M, G, D, H, W, OD, OH, OW, Cg, Ck, Og, KD, KH, KW,
+                     M, P, G, D, H, W, OD, OH, OW, Cg, Ck, Og, KD, KH, KW,
                      sd, sh, sw, pd, ph, pw, dd, dh, dw,
                      sxb, sxc, sxd, sxh, sxw, sxg, swk, syb, syc,
                      ACC: tl.constexpr, DOT: tl.constexpr, PRECISION: tl.constexpr,
@@ -158,21 +158,22 @@ def conv_gemm_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
     n_tiles = tl.cdiv(Og, BLOCK_N)
     g = pid % (G * n_tiles) // n_tiles
     n = pid % n_tiles * BLOCK_N + tl.arange(0, BLOCK_N)
-    m = pid // (G * n_tiles) * BLOCK_M + tl.arange(0, BLOCK_M)
     n_ok = n < Og
+    # rows m (64-bit: B·OD·OH·OW may pass 2^31) are pixel q = (od·OH + oh)·OW + ow of image b.
+    # P = OD·OH·OW is an argument, not computed here, so that Triton sees when it is a multiple of 16
+    # and can then store 16 consecutive rows as one vector.
+    m = (pid // (G * n_tiles)).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     m_ok = m < M
-
-    # row m is output pixel q = (od·OH + oh)·OW + ow of image b; its window starts at (id0, ih0, iw0)
-    P = OD * OH * OW
     b = m // P
-    q = m % P
+    q64 = m % P
+    q = q64.to(tl.int32)                   # inside one image: < 2^31
     ow = q % OW
     oh = q // OW % OH
     od = q // (OW * OH)
     id0 = od * sd - pd
     ih0 = oh * sh - ph
     iw0 = ow * sw - pw
-    x_row = (b.to(tl.int64) * sxb + g.to(tl.int64) * sxg + id0.to(tl.int64) * sxd
+    x_row = (b * sxb + g.to(tl.int64) * sxg + id0.to(tl.int64) * sxd
              + ih0.to(tl.int64) * sxh + iw0.to(tl.int64) * sxw)
     k = tl.arange(0, BLOCK_K)
 
@@ -193,7 +194,7 @@ def conv_gemm_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
                         wt_ptr, (g * T + tap) * Cg + c, Cg, n, swk, DOT, PRECISION)
 
     # y is contiguous (B, O, OD·OH·OW): row m is at b·syb + q, so consecutive rows store consecutively
-    store_tile(acc, y_ptr, bias_ptr, b.to(tl.int64) * syb + q, m_ok, g * Og + n, n_ok, syc)
+    store_tile(acc, y_ptr, bias_ptr, b * syb + q64, m_ok, g * Og + n, n_ok, syc)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         wt = weight_rows(w5.reshape(groups, Og, Cg, T).permute(0, 3, 2, 1))
         M = B * out5[0] * out5[1] * out5[2]
         grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * groups * triton.cdiv(Og, meta["BLOCK_N"]),)
-        conv_gemm_kernel[grid](x5, wt, bias, y, M, groups, *sizes, Cg, Ck, Og, *geometry, *x5.stride(),
+        conv_gemm_kernel[grid](x5, wt, bias, y, M, M // B, groups, *sizes, Cg, Ck, Og, *geometry, *x5.stride(),
                                group_stride(x5, groups), wt.stride(2), *y.stride()[:2],
                                **precision)
     else:

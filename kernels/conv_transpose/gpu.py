@@ -32,8 +32,9 @@ Cost
 
 Parallel
     One program per (phase, BLOCK_M outputs of that phase, BLOCK_N output channels of one group).
-    N tiles vary fastest so programs sharing an A tile run together (L2 reuse). Every output is
-    computed by exactly one program (gather): no scatter, no atomics.
+    N tiles vary fastest so programs sharing an A tile run together (L2 reuse), then phases, so the
+    phases of one block of outputs, whose stores interleave (stride s), meet in L2 before DRAM.
+    Every output is computed by exactly one program (gather): no scatter, no atomics.
 
 Versions
     One kernel, ``conv_transpose_kernel``: the phase form. The plain gather (every output tries every
@@ -83,13 +84,16 @@ def conv_transpose_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
                           ACC: tl.constexpr, DOT: tl.constexpr, PRECISION: tl.constexpr,
                           BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # which tile this program owns: phase (rd, rh, rw), rows m of that phase, output channels n of group g
+    # (N tiles vary fastest, then phases: the programs of one block of rows, which read neighbouring
+    # inputs and write interleaved outputs, run together, so L2 serves both)
     pid = tl.program_id(0)
     n_tiles = tl.cdiv(Og, BLOCK_N)
-    m_tiles = tl.cdiv(M, BLOCK_M)
+    phases = sd * sh * sw
     g = pid % (G * n_tiles) // n_tiles
     n = pid % n_tiles * BLOCK_N + tl.arange(0, BLOCK_N)
-    m = pid // (G * n_tiles) % m_tiles * BLOCK_M + tl.arange(0, BLOCK_M)
-    phase = pid // (G * n_tiles * m_tiles)
+    phase = pid // (G * n_tiles) % phases
+    # rows m of the phase, 64-bit (B·JD·JH·JW may pass 2^31)
+    m = (pid // (G * n_tiles * phases)).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
     rw = phase % sw
     rh = phase // sw % sh
     rd = phase // (sw * sh)
@@ -101,15 +105,16 @@ def conv_transpose_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
     kw0, nkw = phase_taps(rw, KW, sw, pw, dw, ew)
 
     # row m is output (od, oh, ow) = (rd + jd·sd, rh + jh·sh, rw + jw·sw) of image b
-    jw = m % JW
-    jh = m // JW % JH
-    jd = m // (JW * JH) % JD
     b = m // (JW * JH * JD)
+    j = (m % (JW * JH * JD)).to(tl.int32)  # inside one image: < 2^31
+    jw = j % JW
+    jh = j // JW % JH
+    jd = j // (JW * JH)
     od = rd + jd * sd
     oh = rh + jh * sh
     ow = rw + jw * sw
     m_ok = (m < M) & (od < OD) & (oh < OH) & (ow < OW)
-    x_row = (b.to(tl.int64) * sxb + g.to(tl.int64) * sxg + jd.to(tl.int64) * sxd
+    x_row = (b * sxb + g.to(tl.int64) * sxg + jd.to(tl.int64) * sxd
              + jh.to(tl.int64) * sxh + jw.to(tl.int64) * sxw)
     k = tl.arange(0, BLOCK_K)
 
@@ -132,7 +137,7 @@ def conv_transpose_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
         acc = gemm_step(acc, x_ptr, x_row + tap_off, ok, c, Ck, sxc,
                         wt_ptr, (g * KD * KH * KW + tap) * Cg + c, Cg, n, swk, DOT, PRECISION)
 
-    y_row = (b.to(tl.int64) * syb + od.to(tl.int64) * syd + oh.to(tl.int64) * syh
+    y_row = (b * syb + od.to(tl.int64) * syd + oh.to(tl.int64) * syh
              + ow.to(tl.int64) * syw)
     store_tile(acc, y_ptr, bias_ptr, y_row, m_ok, g * Og + n, n_ok, syc)
 
@@ -160,7 +165,7 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     wt = weight_rows(w5.reshape(groups, Cg, Og, KD * KH * KW).permute(0, 3, 1, 2))
     y = torch.empty((B, O, *out5), dtype=x.dtype, device=x.device)
     phases = stride[0] * stride[1] * stride[2]
-    grid = lambda meta: (phases * triton.cdiv(M, meta["BLOCK_M"]) * groups * triton.cdiv(Og, meta["BLOCK_N"]),)
+    grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * phases * groups * triton.cdiv(Og, meta["BLOCK_N"]),)
     conv_transpose_kernel[grid](x5, wt, bias, y, M, groups, *x5.shape[2:], *out5, *J, Cg, Ck, Og, KD, KH, KW,
                                 *stride, *pad3(padding, nd, 0), *dilation, *tap_steps,
                                 *x5.stride(), group_stride(x5, groups), wt.stride(2), *y.stride(), **dtype_params(x.dtype, allow_tf32))
