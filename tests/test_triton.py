@@ -140,3 +140,12 @@ def test_benchmark_callables_on_the_triton_device(dtype):
         got, want = fns["triton"](), fns["torch"]()
         assert got.dtype == want.dtype == (torch.float32 if dtype == "tf32" else getattr(torch, dtype))
         torch.testing.assert_close(got.float(), want.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("dtype, chosen", [("float32", "triton"), ("float16", "triton"), ("bfloat16", "triton"),
+                                           ("float64", "torch")])
+def test_auto_backend_for_cuda_tensors(dtype, chosen):
+    """backend="auto" runs CUDA tensors on the triton kernels, except float64 (torch computes it)."""
+    from fastconv.api import TensorInfo, choose_backend
+    info = TensorInfo("torch", dtype, "cuda:0", 8 if dtype == "float64" else 4)
+    assert choose_backend("auto", get_spec("conv2d"), info) == chosen
