@@ -59,22 +59,23 @@ Versions
 Caveats
     Accumulation in float32 (float16, bfloat16 and float32 inputs; float64 only when interpreting).
     float32 tl.dot is exact ("ieee") unless allow_tf32 (see kernels/_gpu_gemm.py).
-    Offsets into x and y are 64-bit (tensors may exceed 2^31 elements); pixel and channel counts
-    (M = B·OD·OH·OW, weights) must stay below 2^31.
+    Offsets into x and y and the row index m are 64-bit (tensors and M = B·OD·OH·OW may exceed 2^31);
+    one image's pixels, the weight and the number of programs must stay below 2^31.
     v2 pads a group's Cg channels to BLOCK_K >= 16 and its Og channels to BLOCK_N >= 16: a grouped
     convolution with 4 channels per group (ResNeXt) uses a quarter of each tensor-core tile.
 """
+import torch
 import triton
 import triton.language as tl
-import torch
 
-from .._gpu_gemm import (GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG, autotuned, channels_last, group_stride, config, dtype_params,
-                         fit_blocks, gemm_step, in_range, store_tile, weight_rows)
+from .._gpu_gemm import (GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG, autotuned, channels_last, config, dtype_params,
+                         fit_blocks, gemm_step, group_stride, in_range, store_tile, weight_rows)
 from .._index import as_3d, pad3
 
 DIRECT_CONFIGS = [config(BLOCK_W=w, BLOCK_C=c, num_warps=nw, num_stages=2)
                   for w, c, nw in ((16, 64, 2), (16, 128, 4), (32, 32, 2), (32, 64, 4), (64, 32, 4),
                                    (64, 64, 4), (128, 16, 4), (128, 32, 8))]
+DIRECT_INTERPRETER_CONFIG = config(BLOCK_W=64, BLOCK_C=64)
 
 
 @triton.jit
@@ -93,7 +94,7 @@ def valid_taps(o, I, K, s, p, d):
 # ----------------------------------------------------------------------------------------------------
 # v1: direct, on the CUDA cores (the fast path for depthwise)
 # ----------------------------------------------------------------------------------------------------
-@autotuned(DIRECT_CONFIGS, config(BLOCK_W=64, BLOCK_C=64),
+@autotuned(DIRECT_CONFIGS, DIRECT_INTERPRETER_CONFIG,
            key=["B", "O", "OH", "OW", "Cg", "KH", "KW"], prune=fit_blocks(BLOCK_W="OW", BLOCK_C="O"))
 @triton.jit
 def conv_direct_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
@@ -126,7 +127,8 @@ def conv_direct_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
     for c in range(Cg):
         for kd in range(kd_lo, kd_hi):
             for kh in range(kh_lo, kh_hi):
-                x_row = (x_chan + tl.cast(c, tl.int64) * sxc + tl.cast(od * sd - pd + kd * dd, tl.int64) * sxd
+                x_row = (x_chan + tl.cast(c, tl.int64) * sxc
+                         + tl.cast(od * sd - pd + kd * dd, tl.int64) * sxd
                          + tl.cast(oh * sh - ph + kh * dh, tl.int64) * sxh)
                 for kw in range(KW):
                     # acc[ow, o] += x[b, g·Cg + c, id, ih, ow·sw − pw + kw·dw] · w[o, c, kd, kh, kw]
@@ -189,7 +191,8 @@ def conv_gemm_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
         kd = tap // (KW * KH)
         # every row reads its pixel shifted by the tap; rows whose pixel is in the padding read zeros
         ok = m_ok & in_range(id0 + kd * dd, D) & in_range(ih0 + kh * dh, H) & in_range(iw0 + kw * dw, W)
-        tap_off = tl.cast(kd * dd, tl.int64) * sxd + tl.cast(kh * dh, tl.int64) * sxh + tl.cast(kw * dw, tl.int64) * sxw
+        tap_off = (tl.cast(kd * dd, tl.int64) * sxd + tl.cast(kh * dh, tl.int64) * sxh
+                   + tl.cast(kw * dw, tl.int64) * sxw)
         acc = gemm_step(acc, x_ptr, x_row + tap_off, ok, c, Ck, sxc,
                         wt_ptr, (g * T + tap) * Cg + c, Cg, n, swk, DOT, PRECISION)
 
@@ -224,8 +227,8 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         wt = w5.reshape(O, Cg * T).t().contiguous()          # (Cg·T, O): a tap's O weights contiguous
         grid = lambda meta: (triton.cdiv(out5[2], meta["BLOCK_W"]) * B * out5[0] * out5[1]
                              * triton.cdiv(O, meta["BLOCK_C"]),)
-        conv_direct_kernel[grid](x5, wt, bias, y, B, O, *sizes, Cg, Og, *geometry, *x5.stride(), *y.stride(),
-                                 ACC=precision["ACC"])
+        conv_direct_kernel[grid](x5, wt, bias, y, B, O, *sizes, Cg, Og, *geometry, *x5.stride(),
+                                 *y.stride(), ACC=precision["ACC"])
     elif version == "gemm":
         # Layout change (visible on purpose): channels-last x, so the K axis (channels) is contiguous
         # and every pixel's row 16-byte aligned. A no-op when x already is such a view.
@@ -234,8 +237,8 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         wt = weight_rows(w5.reshape(groups, Og, Cg, T).permute(0, 3, 2, 1))
         M = B * out5[0] * out5[1] * out5[2]
         grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * groups * triton.cdiv(Og, meta["BLOCK_N"]),)
-        conv_gemm_kernel[grid](x5, wt, bias, y, M, M // B, groups, *sizes, Cg, Ck, Og, *geometry, *x5.stride(),
-                               group_stride(x5, groups), wt.stride(2), *y.stride()[:2],
+        conv_gemm_kernel[grid](x5, wt, bias, y, M, M // B, groups, *sizes, Cg, Ck, Og, *geometry,
+                               *x5.stride(), group_stride(x5, groups), wt.stride(2), *y.stride()[:2],
                                **precision)
     else:
         raise ValueError(f"version must be 'auto', 'direct' or 'gemm', got {version!r}")

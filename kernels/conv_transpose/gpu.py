@@ -48,7 +48,8 @@ Caveats
     A phase with fewer outputs than the largest (OD not a multiple of sd) masks its last rows; a phase
     with no valid tap (gcd(s, d) not dividing r + pad) writes the bias alone.
     Accumulation in float32 (float64 only when interpreting); float32 tl.dot is exact ("ieee") unless
-    allow_tf32. Offsets into x and y are 64-bit; M and the weight size must stay below 2^31.
+    allow_tf32. Offsets into x and y and the row index m are 64-bit; one image's outputs, the weight
+    and the number of programs must stay below 2^31.
 """
 import math
 
@@ -56,8 +57,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .._gpu_gemm import (GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG, autotuned, channels_last, group_stride, dtype_params,
-                         fit_blocks, gemm_step, in_range, store_tile, weight_rows)
+from .._gpu_gemm import (GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG, autotuned, channels_last, dtype_params, fit_blocks,
+                         gemm_step, group_stride, in_range, store_tile, weight_rows)
 from .._index import as_3d, pad3
 
 
@@ -137,8 +138,7 @@ def conv_transpose_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
         acc = gemm_step(acc, x_ptr, x_row + tap_off, ok, c, Ck, sxc,
                         wt_ptr, (g * KD * KH * KW + tap) * Cg + c, Cg, n, swk, DOT, PRECISION)
 
-    y_row = (b * syb + od.to(tl.int64) * syd + oh.to(tl.int64) * syh
-             + ow.to(tl.int64) * syw)
+    y_row = b * syb + od.to(tl.int64) * syd + oh.to(tl.int64) * syh + ow.to(tl.int64) * syw
     store_tile(acc, y_ptr, bias_ptr, y_row, m_ok, g * Og + n, n_ok, syc)
 
 
@@ -168,5 +168,6 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     grid = lambda meta: (triton.cdiv(M, meta["BLOCK_M"]) * phases * groups * triton.cdiv(Og, meta["BLOCK_N"]),)
     conv_transpose_kernel[grid](x5, wt, bias, y, M, groups, *x5.shape[2:], *out5, *J, Cg, Ck, Og, KD, KH, KW,
                                 *stride, *pad3(padding, nd, 0), *dilation, *tap_steps,
-                                *x5.stride(), group_stride(x5, groups), wt.stride(2), *y.stride(), **dtype_params(x.dtype, allow_tf32))
+                                *x5.stride(), group_stride(x5, groups), wt.stride(2), *y.stride(),
+                                **dtype_params(x.dtype, allow_tf32))
     return y.reshape((B, O, *out_size))
