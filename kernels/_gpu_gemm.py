@@ -90,8 +90,8 @@ def channels_last(x5: torch.Tensor, groups: int):
     must not leak into this group's sum): Ck = Cg, an exact mask.
     """
     B, C, D, H, W = x5.shape
-    if x5.stride(1) == 1 and x5.is_contiguous(memory_format=torch.channels_last_3d) and C % ALIGN == 0:
-        return x5, C // groups
+    if C % ALIGN == 0:            # rows are aligned without padding: one copy, or none
+        return x5.contiguous(memory_format=torch.channels_last_3d), C // groups
     rows = torch.empty((B, D, H, W, round_up(C)), dtype=x5.dtype, device=x5.device)
     rows[..., :C] = x5.permute(0, 2, 3, 4, 1)
     rows[..., C:] = 0
@@ -108,6 +108,8 @@ def weight_rows(w_gkcn: torch.Tensor) -> torch.Tensor:
     """The weight matrices (G, T, Cg, Og) with each row of Og output channels padded with zeros to a
     multiple of 16 elements (aligned Bw rows, loaded whole, as for A in channels_last)."""
     G, T, Cg, Og = w_gkcn.shape
+    if Og % ALIGN == 0:
+        return w_gkcn.contiguous()
     rows = torch.zeros((G, T, Cg, round_up(Og)), dtype=w_gkcn.dtype, device=w_gkcn.device)
     rows[..., :Og] = w_gkcn
     return rows
