@@ -62,11 +62,18 @@ def gemm_step(acc, x_ptr, row_off, row_ok, c, Ck, sxc, wt_ptr, w_row, Cg, n, swk
 
 @triton.jit
 def store_tile(acc, y_ptr, bias_ptr, y_row, row_ok, o, o_ok, syc):
-    """y[y_row[m] + o[n]·syc] = acc[m, n] + bias[o[n]], in y's dtype (offsets are int64)."""
+    """y[y_row[m] + o[n]·syc] = acc[m, n] + bias[o[n]], in y's dtype (offsets are int64).
+
+    The tile is stored transposed, as [n, m] with the rows (output pixels) last: where Triton cannot
+    prove which axis is contiguous in memory (transposed outputs at stride s; an image size that is
+    not a multiple of 16), its default gives consecutive threads the last axis, here consecutive
+    pixels (neighbours in y), instead of consecutive channels (a whole plane apart: one 32-byte
+    sector per element, and 64-bit addresses for the whole tile held at once, which spills).
+    """
     if bias_ptr is not None:
         acc += tl.load(bias_ptr + o, mask=o_ok, other=0.0).to(acc.dtype)[None, :]
-    tl.store(y_ptr + y_row[:, None] + o.to(tl.int64)[None, :] * syc,
-             acc.to(y_ptr.dtype.element_ty), mask=row_ok[:, None] & o_ok[None, :])
+    tl.store(y_ptr + o.to(tl.int64)[:, None] * syc + y_row[None, :],
+             tl.trans(acc).to(y_ptr.dtype.element_ty), mask=o_ok[:, None] & row_ok[None, :])
 
 
 ALIGN = 16      # elements: a row stride that is a multiple of 16 keeps every row 16-byte aligned
