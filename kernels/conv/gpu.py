@@ -60,7 +60,8 @@ Caveats
     Accumulation in float32 (float16, bfloat16 and float32 inputs; float64 only when interpreting).
     float32 tl.dot is exact ("ieee") unless allow_tf32 (see kernels/_gpu_gemm.py).
     Offsets into x and y and the row index m are 64-bit (tensors and M = B·OD·OH·OW may exceed 2^31);
-    one image's pixels, the weight and the number of programs must stay below 2^31.
+    one image (C·D·H·W elements, v1 keeps 32-bit offsets inside it), the weight and the number of
+    programs must stay below 2^31.
     v2 pads a group's Cg channels to BLOCK_K >= 16 and its Og channels to BLOCK_N >= 16: a grouped
     convolution with 4 channels per group (ResNeXt) uses a quarter of each tensor-core tile.
 """
@@ -72,9 +73,11 @@ from .._gpu_gemm import (GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG, autotuned, chann
                          fit_blocks, gemm_step, group_stride, in_range, store_tile, weight_rows)
 from .._index import as_3d, pad3
 
+# Output tiles (columns × channels) from 8 to 32 accumulators per thread: fewer registers, more warps
+# in flight to hide memory latency; more, fewer loads per output. The autotuner picks.
 DIRECT_CONFIGS = [config(BLOCK_W=w, BLOCK_C=c, num_warps=nw, num_stages=2)
-                  for w, c, nw in ((16, 64, 2), (16, 128, 4), (32, 32, 2), (32, 64, 4), (64, 32, 4),
-                                   (64, 64, 4), (128, 16, 4), (128, 32, 8))]
+                  for w, c, nw in ((16, 64, 2), (16, 128, 4), (32, 32, 2), (32, 32, 4), (32, 64, 4), (64, 16, 4),
+                                   (64, 32, 4), (64, 64, 4), (128, 16, 4), (128, 16, 8), (128, 32, 8))]
 DIRECT_INTERPRETER_CONFIG = config(BLOCK_W=64, BLOCK_C=64)
 
 
@@ -115,8 +118,11 @@ def conv_direct_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
     o = row // (OH * OD * B) * BLOCK_C + tl.arange(0, BLOCK_C)
     ow_ok = ow < OW
     o_ok = o < O
-    # output channel o reads the input channels (o // Og)·Cg + c of its group
-    x_chan = b.to(tl.int64) * sxb + ((o // Og) * Cg).to(tl.int64) * sxc
+    # output channel o reads the input channels (o // Og)·Cg + c of its group. Addresses: one 64-bit
+    # base per input row (a scalar) plus 32-bit offsets inside the image, so that the per-element
+    # state is 32-bit (fewer registers, more warps in flight for this memory-bound kernel)
+    x_image = x_ptr + b.to(tl.int64) * sxb
+    x_chan = (o // Og) * Cg * sxc
     w_tap = wt_ptr + o                     # wt is (Cg·T, O): one tap's weights, channels contiguous
 
     # the taps whose input row (id, ih) is inside x: rows in the padding are never visited
@@ -127,14 +133,14 @@ def conv_direct_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
     for c in range(Cg):
         for kd in range(kd_lo, kd_hi):
             for kh in range(kh_lo, kh_hi):
-                x_row = (x_chan + tl.cast(c, tl.int64) * sxc
-                         + tl.cast(od * sd - pd + kd * dd, tl.int64) * sxd
-                         + tl.cast(oh * sh - ph + kh * dh, tl.int64) * sxh)
+                x_row = x_image + (tl.cast(c, tl.int64) * sxc
+                                   + tl.cast(od * sd - pd + kd * dd, tl.int64) * sxd
+                                   + tl.cast(oh * sh - ph + kh * dh, tl.int64) * sxh)
                 for kw in range(KW):
                     # acc[ow, o] += x[b, g·Cg + c, id, ih, ow·sw − pw + kw·dw] · w[o, c, kd, kh, kw]
                     iw = ow * sw - pw + kw * dw
                     ok = ow_ok & in_range(iw, W)
-                    xv = tl.load(x_ptr + x_row[None, :] + iw.to(tl.int64)[:, None] * sxw,
+                    xv = tl.load(x_row + x_chan[None, :] + (iw * sxw)[:, None],
                                  mask=ok[:, None] & o_ok[None, :], other=0.0)
                     wv = tl.load(w_tap + (((c * KD + kd) * KH + kh) * KW + kw) * O, mask=o_ok, other=0.0)
                     acc += xv.to(ACC) * wv.to(ACC)[None, :]
@@ -147,7 +153,7 @@ def conv_direct_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
 # v2: implicit GEMM on the tensor cores
 # ----------------------------------------------------------------------------------------------------
 @autotuned(GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG,
-           key=["M", "Og", "Cg", "KD", "KH", "KW"], prune=fit_blocks(BLOCK_N="Og", BLOCK_K="Cg"))
+           key=["M", "Og", "Cg", "KD", "KH", "KW"], prune=fit_blocks(BLOCK_M="M", BLOCK_N="Og", BLOCK_K="Cg"))
 @triton.jit
 def conv_gemm_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
                      M, P, G, D, H, W, OD, OH, OW, Cg, Ck, Og, KD, KH, KW,

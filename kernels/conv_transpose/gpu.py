@@ -75,8 +75,8 @@ def phase_taps(r, K, s, p, d, e):
     return k0, tl.where(k0 < e, (K - k0 + e - 1) // e, 0)
 
 
-@autotuned(GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG,
-           key=["M", "Og", "Cg", "KD", "KH", "KW", "sd", "sh", "sw"], prune=fit_blocks(BLOCK_N="Og", BLOCK_K="Cg"))
+@autotuned(GEMM_CONFIGS, GEMM_INTERPRETER_CONFIG, key=["M", "Og", "Cg", "KD", "KH", "KW", "sd", "sh", "sw"],
+           prune=fit_blocks(BLOCK_M="M", BLOCK_N="Og", BLOCK_K="Cg"))
 @triton.jit
 def conv_transpose_kernel(x_ptr, wt_ptr, bias_ptr, y_ptr,
                           M, G, D, H, W, OD, OH, OW, JD, JH, JW, Cg, Ck, Og, KD, KH, KW,
