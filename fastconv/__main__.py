@@ -165,13 +165,14 @@ def cmd_bench(args) -> int:
     layers = [layer for layer in bench.LAYERS if args.kinds is None or layer.kind in args.kinds]
     progress = Progress(len(layers))
     start = time.perf_counter()
-    rows = bench.table(args.kinds, backends, repeat=args.repeat, progress=lambda layer: progress.step(layer.id))
+    rows = bench.table(args.kinds, backends, repeat=args.repeat, progress=lambda layer: progress.step(layer.id),
+                       dtype=args.dtype)
     progress.close()
     for row in rows:
         row.pop("shape")
         row[f"{args.backend}/torch"] = row.pop("ratio")
     print(format_table(rows))
-    print(f"\nmedian of {args.repeat} runs each after a warm-up, float32, batch {bench.BATCH}; "
+    print(f"\nmedian of {args.repeat} runs each after a warm-up, {args.dtype}, batch {bench.BATCH}; "
           f"ratio < 1 means fastconv is faster. ({time.perf_counter() - start:.0f} s)")
     if args.plot:
         from .pictures import plot_bench
@@ -212,6 +213,8 @@ def main(argv=None) -> int:
     b = sub.add_parser("bench", help="benchmark table: fastconv vs torch on real-network layers")
     b.add_argument("--kinds", nargs="+", choices=list(SPECS), help="only these kinds")
     b.add_argument("--backend", choices=["numba", "triton"], default="numba")
+    b.add_argument("--dtype", choices=[*bench.GPU_DTYPES, "float64"], default="float32",
+                   help="float32 or float64 for numba; float32, tf32, float16 or bfloat16 for triton")
     b.add_argument("--repeat", type=int, default=5, help="timed runs per backend (median)")
     b.add_argument("--plot", metavar="FILE.png", help="also draw the ratio per layer as a bar chart (matplotlib)")
     e = sub.add_parser("explain", help="formula, shapes, cost and size rules, source and kernel of one kind")

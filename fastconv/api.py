@@ -186,7 +186,8 @@ def choose_backend(backend: str, spec: Spec, info: TensorInfo) -> str:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     on_gpu = info.device.startswith("cuda")
     if backend == "auto":
-        backend = "triton" if on_gpu and spec.gpu else ("torch" if on_gpu else "numba")
+        # float64 on a GPU goes to torch: the triton kernels compute in float32 or 16-bit types
+        backend = "triton" if on_gpu and spec.gpu and info.dtype != "float64" else ("torch" if on_gpu else "numba")
     if backend == "numba":
         if info.device != "cpu":
             raise ValueError(f"the numba backend runs on the CPU, but the tensors are on {info.device}: "

@@ -41,16 +41,52 @@ def split(layer: Layer, arrays: dict):
     return args, kwargs
 
 
-def callables(layer: Layer, backends=("numba", "torch"), seed: int = 0) -> dict:
+GPU_DTYPES = ("float32", "tf32", "float16", "bfloat16")     # tf32: float32 tensors, TF32 products allowed
+
+
+def callables(layer: Layer, backends=("numba", "torch"), seed: int = 0, dtype: str = "float32",
+              device: str | None = None) -> dict:
     """backend -> a zero-argument function running the layer (inputs already in the backend's format).
 
-    "numba" times fastconv.run on numpy arrays; "torch" times the baseline on CPU tensors;
-    "triton" times fastconv.run on CUDA tensors.
+    "numba" times fastconv.run on numpy arrays; "torch" times the baseline and "triton" fastconv.run
+    on torch tensors on ``device``, which defaults to "cuda" when "triton" is among the backends (the
+    baseline then runs on the same GPU), else "cpu".
+    ``dtype``: float32 (on CUDA exact for triton and cuDNN alike: cuDNN's TF32 default is turned off),
+    tf32 (float32 tensors, TF32 products allowed for both), float16 or bfloat16 (triton and torch),
+    or float64. CUDA functions are asynchronous: time them with ``gpu_time`` (or synchronize).
     """
     import torch
-    arrays = tensors(layer, seed)
+    device = device or ("cuda" if "triton" in backends else "cpu")
+    on_gpu = device.startswith("cuda")
+    if dtype not in (*GPU_DTYPES, "float64"):
+        raise ValueError(f"dtype must be one of {', '.join(GPU_DTYPES)} or float64, got {dtype!r}")
+    tf32 = dtype == "tf32"
+    torch_dtype = torch.float32 if tf32 else getattr(torch, dtype)
+    arrays = tensors(layer, seed)           # float32; cast below for the CPU's float64 or on the GPU
+    if dtype == "float64":
+        arrays = {name: map_tensors(lambda a: a.astype(dtype), a) for name, a in arrays.items()}
     args, kwargs = split(layer, arrays)
     checked = plan(layer.kind, *args, **kwargs, **layer.params)
+
+    def on(a, where):
+        """numpy array, or a tuple of them (octave's), as torch tensors of the run's dtype on ``where``."""
+        return map_tensors(lambda t: torch.from_numpy(t).to(device=where, dtype=torch_dtype), a)
+
+    def precise(fn):
+        """fn under the dtype's TF32 setting, for cuDNN and for the triton kernels (which follow
+        torch.backends.cuda.matmul.allow_tf32)."""
+        if not on_gpu:
+            return fn
+
+        def call():
+            saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = tf32
+            try:
+                return fn()
+            finally:
+                torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        return call
+
     out = {}
     for backend in backends:
         if backend == "numba":
@@ -58,20 +94,15 @@ def callables(layer: Layer, backends=("numba", "torch"), seed: int = 0) -> dict:
         elif backend == "torch":
             spec = get_spec(layer.kind)
             fn = load(layer.baseline or spec.reference, "fastconv.reference")
-            named = {name: map_tensors(torch.from_numpy, a) for name, a in arrays.items()}
+            named = {name: on(a, device) for name, a in arrays.items()}
             for name, shape in checked.reshape.items():
                 named[name] = named[name].reshape(shape)
-            out[backend] = lambda fn=fn, named=named: fn(**named, **checked.ref_params)
+            out[backend] = precise(lambda fn=fn, named=named: fn(**named, **checked.ref_params))
         elif backend == "triton":
-            to_cuda = lambda a: torch.from_numpy(a).cuda()
-            cuda_args = [map_tensors(to_cuda, a) for a in args]
-            cuda_kwargs = {k: map_tensors(to_cuda, v) for k, v in kwargs.items()}
-
-            def on_gpu():
-                result = run(layer.kind, *cuda_args, backend="triton", **cuda_kwargs, **layer.params)
-                torch.cuda.synchronize()
-                return result
-            out[backend] = on_gpu
+            gpu_args = [on(a, device) for a in args]
+            gpu_kwargs = {k: on(v, device) for k, v in kwargs.items()}
+            out[backend] = precise(lambda: run(layer.kind, *gpu_args, backend="triton", **gpu_kwargs,
+                                               **layer.params))
         else:
             raise ValueError(f"unknown backend {backend!r}")
     return out
@@ -93,17 +124,33 @@ def median_time(fn: Callable, repeat: int = 5, min_time: float = 0.0) -> float:
     return statistics.median(times)
 
 
-def table(kinds=None, backends=("numba", "torch"), repeat: int = 5, progress=None) -> list[dict]:
-    """Rows of (kind, layer, shape, milliseconds per backend, ratio first/last backend)."""
+def gpu_time(fn: Callable) -> float:
+    """Median seconds of an asynchronous CUDA function, by CUDA events (triton.testing.do_bench: warm-up
+    first, which pays compilation and autotuning, and the L2 cache flushed before every call)."""
+    from triton.testing import do_bench
+    fn()
+    return 1e-3 * do_bench(fn, return_mode="median")
+
+
+def table(kinds=None, backends=("numba", "torch"), repeat: int = 5, progress=None,
+          dtype: str = "float32") -> list[dict]:
+    """Rows of (kind, layer, shape, milliseconds per backend, ratio first/last backend).
+
+    With "triton" among the backends the torch baseline runs on the GPU too, and ``dtype`` may be
+    any of GPU_DTYPES; GPU times come from CUDA events (``gpu_time``)."""
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     chosen = [layer for layer in LAYERS if kinds is None or layer.kind in kinds]
     for layer in chosen:
+        if "triton" in backends and get_spec(layer.kind).gpu is None:
+            continue
         if progress:
             progress(layer)
-        fns = callables(layer, backends)
-        ms = {backend: 1e3 * median_time(fn, repeat) for backend, fn in fns.items()}
+        fns = callables(layer, backends, dtype=dtype)
+        on_gpu = "triton" in backends             # then every backend but numba runs on the GPU
+        ms = {backend: 1e3 * (gpu_time(fn) if on_gpu and backend != "numba" else median_time(fn, repeat))
+              for backend, fn in fns.items()}
         first, last = backends[0], backends[-1]
         rows.append({"kind": layer.kind, "layer": layer.name,
                      "shape": " ".join(f"{k}{tuple(v)}" for k, v in layer.shapes.items()),

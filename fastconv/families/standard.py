@@ -163,7 +163,7 @@ def _conv(name, nd, summary, plan=None, params=CONV_PARAMS, alias_of=None, formu
         formula=formula or ("y[b,o,p] = bias[o] + Σ_{c<Cin/g, k} w[o,c,k]·x[b, g·Cin/g + c, p·s − pad + k·d]"
                             "   (g = o // (Cout/g), zero outside the input)"),
         inputs=("x", "w"), tensor_params=("bias",), params=params,
-        plan=plan or conv_plan(nd), reference="standard:conv", cpu="conv.cpu:conv", gpu=None,
+        plan=plan or conv_plan(nd), reference="standard:conv", cpu="conv.cpu:conv", gpu="conv.gpu:conv",
         source=f"{TORCH}.conv{nd}d", alias_of=alias_of,
         layout=f"x (B, Cin, {AXES[nd]}), w (Cout, Cin/groups, {KAXES[nd]}), bias (Cout,)")
 
@@ -176,7 +176,7 @@ def _transpose(name, nd, alias_of=None):
                  "   (gather form: i = (p + pad − k·d)/s when whole and in range)"),
         inputs=("x", "w"), tensor_params=("bias",), params=TRANSPOSE_PARAMS,
         plan=conv_transpose_plan(nd), reference="standard:conv_transpose",
-        cpu="conv_transpose.cpu:conv_transpose", gpu=None,
+        cpu="conv_transpose.cpu:conv_transpose", gpu="conv_transpose.gpu:conv_transpose",
         source=f"{TORCH}.conv_transpose{nd}d", alias_of=alias_of,
         layout=f"x (B, Cin, {AXES[nd]}), w (Cin, Cout/groups, {KAXES[nd]}), bias (Cout,)")
 
