@@ -19,6 +19,7 @@ Must run without TRITON_INTERPRET (tests/test_triton.py starts it in a subproces
 """
 import argparse
 import importlib
+import inspect
 import os
 import re
 import subprocess
@@ -36,7 +37,7 @@ from triton.compiler import ASTSource
 
 from fastconv import bench
 from fastconv.api import get_spec, plan
-from fastconv.bench import _split
+from fastconv.bench import split
 
 H100 = GPUTarget("cuda", 90, 32)
 H100_SHARED = 227 * 1024            # bytes of shared memory one block may use
@@ -45,42 +46,58 @@ POINTER = {torch.float32: "*fp32", torch.float16: "*fp16", torch.bfloat16: "*bf1
 
 
 class Launch:
-    """Stands in for an autotuned kernel: ``kernel[grid](*args, **kwargs)`` records the call."""
+    """Stands in for a kernel (autotuned or plain): ``kernel[grid](*args, **kwargs)`` records the call."""
 
-    def __init__(self, autotuner):
-        self.autotuner, self.calls = autotuner, []
+    def __init__(self, kernel):
+        self.kernel, self.calls = kernel, []
 
     def __getitem__(self, grid):
         return lambda *args, **kwargs: self.calls.append((args, kwargs))
 
 
+class Fixed:
+    """The launch options of a plain @triton.jit call, shaped like an autotune Config."""
+
+    def __init__(self, kwargs):
+        self.num_warps, self.num_stages = kwargs.pop("num_warps", 4), kwargs.pop("num_stages", 3)
+        self.kwargs = {}
+
+
 def record(layer, dtype):
-    """The kernel launches the layer's Triton wrapper makes, as (autotuner, args, kwargs)."""
+    """The kernel launches the layer's Triton wrapper makes, as (kernel, args, kwargs): every Autotuner
+    or JITFunction of the loaded fastconv.kernels modules is replaced by a recorder during the call."""
     spec = get_spec(layer.kind)
     module_name, function = spec.gpu.split(":")
     module = importlib.import_module(f"fastconv.kernels.{module_name}")
-    args, kwargs = _split(layer, layer.shapes)
+    args, kwargs = split(layer, layer.shapes)
     checked = plan(layer.kind, *args, **kwargs, **layer.params)
     torch_dtype = torch.float32 if dtype == "tf32" else getattr(torch, dtype)
-    tensors = {name: torch.empty(shape, dtype=torch_dtype, device="meta") for name, shape in layer.shapes.items()}
+    meta = lambda shape: (tuple(meta(s) for s in shape) if shape and isinstance(shape[0], tuple)
+                          else torch.empty(shape, dtype=torch_dtype, device="meta"))    # octave: tuples
+    tensors = {name: meta(shape) for name, shape in layer.shapes.items()}
     for name, shape in checked.reshape.items():
         tensors[name] = tensors[name].reshape(shape)
-    kernels = {name: Launch(value) for name, value in vars(module).items()
-               if isinstance(value, triton.runtime.Autotuner)}
-    saved = {name: getattr(module, name) for name in kernels}
+    modules = [m for name, m in list(sys.modules.items()) if name.startswith("fastconv.kernels") and m]
+    launches, saved = {}, []
+    for m in modules:
+        for name, value in list(vars(m).items()):
+            if isinstance(value, (triton.runtime.Autotuner, triton.runtime.JITFunction)):
+                launch = launches.setdefault(id(value), Launch(value))
+                saved.append((m, name, value))
+                setattr(m, name, launch)
     try:
-        for name, launch in kernels.items():
-            setattr(module, name, launch)
-        getattr(module, function)(**tensors, **checked.kernel_params, allow_tf32=dtype == "tf32")
+        wrapper = getattr(module, function)
+        precision = {"allow_tf32": dtype == "tf32"} if "allow_tf32" in inspect.signature(wrapper).parameters else {}
+        wrapper(**tensors, **checked.kernel_params, **precision)
     finally:
-        for name, value in saved.items():
-            setattr(module, name, value)
-    return [(launch.autotuner, args, kw) for launch in kernels.values() for args, kw in launch.calls]
+        for m, name, value in saved:
+            setattr(m, name, value)
+    return [(launch.kernel, args, kw) for launch in launches.values() for args, kw in launch.calls]
 
 
-def compile_call(autotuner, args, kwargs, config):
+def compile_call(kernel, args, kwargs, config):
     """Compile one launch with one config for sm_90, specialising the arguments as Triton's launcher does."""
-    fn = autotuner.fn
+    fn = kernel.fn if isinstance(kernel, triton.runtime.Autotuner) else kernel
     signature, constexprs, attrs = {}, {**kwargs, **config.kwargs}, {}
     for index, (name, value) in enumerate(zip(fn.arg_names, args)):
         if value is None:
@@ -93,7 +110,7 @@ def compile_call(autotuner, args, kwargs, config):
             signature[name] = kind
             if kind == "constexpr":
                 constexprs[name] = value
-            elif "D" in align:
+            elif align and "D" in align:
                 attrs[(index,)] = [["tt.divisibility", 16]]
     for name in fn.arg_names[len(args):]:
         signature[name] = "constexpr"
@@ -103,7 +120,10 @@ def compile_call(autotuner, args, kwargs, config):
 
 
 def fitting_configs(autotuner, args, kwargs):
-    """The configs the autotuner would time for this call (after its early prune)."""
+    """The configs the autotuner would time for this call (after its early prune); a plain kernel's
+    launch options."""
+    if not isinstance(autotuner, triton.runtime.Autotuner):
+        return [Fixed(kwargs)]
     named = dict(zip(autotuner.fn.arg_names, args))
     prune = autotuner.early_config_prune
     return prune(autotuner.configs, named, **kwargs) if prune else autotuner.configs
@@ -144,7 +164,8 @@ def main(select="ends", usage=False, out=sys.stdout):
                     assert shared <= H100_SHARED, f"{layer.id} {dtype} {config}: {shared} B of shared memory"
                     ptx = kernel.asm["ptx"]
                     units = "tensor cores" if "wgmma" in ptx or "mma.sync" in ptx else "cuda cores"
-                    print(f"ok  {layer.id[:50]:<50} {dtype:<8} {autotuner.fn.__name__:<22} "
+                    name = (autotuner.fn if isinstance(autotuner, triton.runtime.Autotuner) else autotuner).__name__
+                    print(f"ok  {layer.id[:50]:<50} {dtype:<8} {name:<22} "
                           f"{'x'.join(str(v) for v in config.kwargs.values()):<10} w{config.num_warps} "
                           f"s{config.num_stages}  {units}, {shared // 1024} KiB shared"
                           f"{', ' + ptxas_usage(kernel) if usage else ''}", file=out)
