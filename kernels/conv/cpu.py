@@ -110,9 +110,11 @@ def to_channels_last(x):
         h = row % H
         d = row // H % D
         b = row // (H * D)
+        out_row = out[b, d, h]                                  # (W, C)
         for c in range(C):
+            x_row = x[b, c, d, h]
             for w in range(W):
-                out[b, d, h, w, c] = x[b, c, d, h, w]
+                out_row[w, c] = x_row[w]
     return out
 
 
@@ -210,10 +212,13 @@ def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
                 continue
             # the group's Cg input planes at depth i_d, zero-padded (one copy, shared by the Og outputs)
             xp = np.zeros((Cg, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)
+            iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
             for c in range(Cg):
                 for ih in range(max(0, -ph), min(H, Hp - ph)):
-                    for iw in range(max(0, -pw), min(W, Wp - pw)):
-                        xp[c, (ih + ph) * Wp + iw + pw] = x[b, g * Cg + c, i_d, ih, iw]
+                    x_row = x[b, g * Cg + c, i_d, ih]                   # 1-D views: a plain copy loop
+                    xp_row = xp[c, (ih + ph) * Wp + pw:(ih + ph + 1) * Wp]
+                    for iw in range(iw_lo, iw_hi):
+                        xp_row[iw] = x_row[iw]
             for o in range(Og):
                 acc_o = acc[o]
                 for c in range(Cg):
@@ -228,8 +233,9 @@ def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
                                 acc_o[p] += weight * x_shifted[p]
         for o in range(Og):
             for oh in range(OH):
+                y_row, acc_row = y[b, g * Og + o, od, oh], acc[o, oh * Wp:oh * Wp + OW]
                 for ow in range(OW):
-                    y[b, g * Og + o, od, oh, ow] = acc[o, oh * Wp + ow] + bias[g * Og + o]
+                    y_row[ow] = acc_row[ow] + bias[g * Og + o]
 
 
 # ----------------------------------------------------------------------------------------------------
