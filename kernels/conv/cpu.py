@@ -215,10 +215,13 @@ def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
             iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
             for c in range(Cg):
                 for ih in range(max(0, -ph), min(H, Hp - ph)):
-                    x_row = x[b, g * Cg + c, i_d, ih]                   # 1-D views: a plain copy loop
-                    xp_row = xp[c, (ih + ph) * Wp + pw:(ih + ph + 1) * Wp]
-                    for iw in range(iw_lo, iw_hi):
-                        xp_row[iw] = x_row[iw]
+                    # speed: 1-D slices and a loop from 0. A loop from a run-time start keeps Numba's
+                    # negative-index test and runs scalar: measured 2.5× slower for the whole kernel.
+                    x_part = x[b, g * Cg + c, i_d, ih, iw_lo:iw_hi]
+                    start = (ih + ph) * Wp + pw + iw_lo
+                    xp_part = xp[c, start:start + iw_hi - iw_lo]
+                    for j in range(iw_hi - iw_lo):
+                        xp_part[j] = x_part[j]
             for o in range(Og):
                 acc_o = acc[o]
                 for c in range(Cg):
