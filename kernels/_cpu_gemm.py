@@ -4,6 +4,7 @@ Math
     C[i, j] += Σ_{k < K} A[i, k] · P[j, k]
     A (M, K): weights, one row per output channel.   P (N, K): an "im2col" patch, one row per output
     pixel, holding the K input values that pixel's taps read.   C (M, N): the output tile.
+    ``tile_product(A, P, bias, O)`` is the form most kernels call: a fresh tile T = bias + A·Pᵀ.
 Cost
     2·M·N·K FLOPs; every element of A and P is loaded once per 3 (resp. 4) uses from registers.
 Parallel
@@ -21,6 +22,7 @@ Caveats
     Summation order differs from the plain loop (partial sums), so results agree to rounding only.
 """
 import numba
+import numpy as np
 
 MR, NR = 4, 3           # the register block: 4 rows of A (output channels) × 3 rows of P (pixels)
 
@@ -73,3 +75,14 @@ def tile_matmul(A, P, C):
             C[i + 1, j], C[i + 1, j + 1], C[i + 1, j + 2] = c10, c11, c12
             C[i + 2, j], C[i + 2, j + 1], C[i + 2, j + 2] = c20, c21, c22
             C[i + 3, j], C[i + 3, j + 1], C[i + 3, j + 2] = c30, c31, c32
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def tile_product(A, P, bias, O):
+    """T = bias + A·Pᵀ, a fresh tile: rows o < O start at bias[o], the zero rows padding A up to a
+    multiple of MR start at 0; then the register-blocked ``tile_matmul``."""
+    T = np.zeros((A.shape[0], P.shape[0]), dtype=P.dtype)
+    for o in range(O):
+        T[o, :] = bias[o]
+    tile_matmul(A, P, T)
+    return T

@@ -6,7 +6,7 @@ Math
     transpose_into:      P[n, k] = PT[k, n].
     channels_last_patch: P[r·N + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v]
                          (zero outside x_b), for r < R rows and n < N columns of a stride-1 filter.
-    tile_product:        T[o, j] = bias[o] + Σ_kk A[o, kk] · P[j, kk].
+    tile_product:        T[o, j] = bias[o] + Σ_kk A[o, kk] · P[j, kk]  (from kernels/_cpu_gemm.py).
     conv_rows:           y = conv2d(x, w, bias, padding=(ph, pw)) at stride 1, band by band, with A = w
                          as (O, KH·KW·C) (taps ordered (u, v, c), the order of channels_last_patch).
 Shapes
@@ -32,7 +32,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from ._cpu_gemm import FASTMATH, NR, round_up, tile_matmul
+from ._cpu_gemm import FASTMATH, NR, round_up, tile_product
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
@@ -67,16 +67,6 @@ def fill_padded_rows(x_c, xp, row0, pad_w):
     for i in range(xp.shape[0]):
         if 0 <= row0 + i < H:
             xp[i, pad_w:pad_w + W] = x_c[row0 + i]
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def tile_product(A, P, bias, O):
-    """T = bias + A·Pᵀ by the register-blocked tile_matmul; rows ≥ O (zero padding of A) start at 0."""
-    T = np.zeros((A.shape[0], P.shape[0]), dtype=P.dtype)
-    for o in range(O):
-        T[o, :] = bias[o]
-    tile_matmul(A, P, T)
-    return T
 
 
 def padded_rows(matrix, multiple_of):

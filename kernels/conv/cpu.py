@@ -56,7 +56,7 @@ import numpy as np
 from numba import prange
 
 from .. import NotApplicable
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
 from .._index import as_3d, pad3, valid_outputs
 
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -152,10 +152,7 @@ def im2col_tile(x_cl, A, bias, y, b, g, od, oh, ow0, N, KD, KH, KW, sd, sh, sw, 
                         P[n, kk:kk + Cg] = x_cl[b, i_d, ih, iw, g * Cg:(g + 1) * Cg]
 
     # 2. the tile: T[o, n] = bias[o] + Σ_kk A[o, kk]·P[n, kk]
-    T = np.zeros((A.shape[0], P.shape[0]), dtype=x_cl.dtype)
-    for o in range(Og):
-        T[o, :] = bias[o]
-    tile_matmul(A, P, T)
+    T = tile_product(A, P, bias, Og)
 
     # 3. write the real rows and columns of the tile (1-D views: a plain copy loop per output row)
     for o in range(Og):

@@ -46,7 +46,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
 from .._index import as_3d, pad3, transposed_source, valid_outputs
 from ..conv.cpu import to_channels_last
 
@@ -129,7 +129,7 @@ def phase_weights(w5, groups, taps_d, taps_h, taps_w):
 def conv_transpose_phases(x_cl, A, taps_d, taps_h, taps_w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
     """x_cl is x channels-last (B, D, H, W, C); A the phase-packed weights of ``phase_weights``."""
     B, D, H, W, C = x_cl.shape
-    _, G, Og_pad, K = A.shape
+    _, G, _, K = A.shape
     _, O, OD, OH, OW = y.shape
     Og, Cg = O // G, C // G
     nd, nh, nw = taps_d.shape[1], taps_h.shape[1], taps_w.shape[1]
@@ -173,10 +173,7 @@ def conv_transpose_phases(x_cl, A, taps_d, taps_h, taps_w, bias, y, sd, sh, sw, 
                         P[n, kk:kk + Cg] = x_cl[b, i_d, ih, j0 + n + base, g * Cg:(g + 1) * Cg]
 
         # the tile: T[o', n] = bias + Σ_kk A[phase, g, o', kk]·P[n, kk]
-        T = np.zeros((Og_pad, P.shape[0]), dtype=x_cl.dtype)
-        for o in range(Og):
-            T[o, :] = bias[g * Og + o]
-        tile_matmul(A[(rd * sh + rh) * sw + rw, g], P, T)
+        T = tile_product(A[(rd * sh + rh) * sw + rw, g], P, bias[g * Og:(g + 1) * Og], Og)
         for o in range(Og):
             for n in range(N):
                 y[b, g * Og + o, od, oh, rw + (j0 + n) * sw] = T[o, n]

@@ -54,7 +54,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
 from .._cpu_rows import band_height, fill_padded_rows, transpose_into
 
 
@@ -169,10 +169,7 @@ def separable_fused(x, w, A, bias, y, sh, sw, ph, pwd, dh, dw, band):
         transpose_into(D.reshape(Cmid, N), P)
 
         # 3. pointwise on the band: T[o, n] = bias[o] + Σ_c A[o, c] · P[n, c]
-        T = np.zeros((A.shape[0], P.shape[0]), dtype=x.dtype)
-        for o in range(O):
-            T[o, :] = bias[o]
-        tile_matmul(A, P, T)
+        T = tile_product(A, P, bias, O)
 
         # 4. the only write to memory: the real rows of the output band
         for o in range(O):

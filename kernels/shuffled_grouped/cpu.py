@@ -46,7 +46,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
 from .._cpu_rows import band_height, fill_padded_rows, transpose_into
 
 BAND_PIXELS = 256   # v2: output pixels per task (whole rows): the patch (pixels × K) stays in L2
@@ -110,7 +110,7 @@ def shuffled_im2col(x, x_flat, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw, band,
     `band` output rows of one image and one group (several short rows per task keep the product's N
     large on small maps)."""
     B, C, H, W = x.shape
-    G, Og_pad, K = A.shape
+    G, _, K = A.shape
     _, O, OH, OW = y.shape
     Cg, Og = C // G, O // G
     n_bands = (OH + band - 1) // band
@@ -134,10 +134,7 @@ def shuffled_im2col(x, x_flat, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw, band,
             im2col_band(x[b, j * Cg:(j + 1) * Cg], P, oh0 * sh - ph, R, OW, KH, KW, sh, sw, pw, dh, dw, XPW)
 
         # 2. T[k, n] = bias[j·Og + k] + Σ_kk A[j, k, kk] · P[n, kk]
-        T = np.zeros((Og_pad, P.shape[0]), dtype=x.dtype)
-        for k in range(Og):
-            T[k, :] = bias[j * Og + k]
-        tile_matmul(A[j], P, T)
+        T = tile_product(A[j], P, bias[j * Og:(j + 1) * Og], Og)
 
         # 3. the shuffle, folded into the write: filter k of group j goes to channel k·G + j
         for k in range(Og):
