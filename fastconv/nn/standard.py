@@ -59,11 +59,8 @@ class PointwiseConv2d(_Conv, torch.nn.Conv2d):
         super().__init__(in_channels, out_channels, 1, stride, 0, 1, groups=groups, bias=bias, backend=backend)
 
 
-class _ConvTranspose(FastconvModule):
-    def __init__(self, *args, backend="auto", **kwargs):
-        super().__init__(*args, **kwargs)
-        _check_padding_mode(self)
-        self.backend = backend
+class _ConvTranspose(_Conv):
+    """As _Conv (torch's parameters, zero padding, a backend); the forward adds output_padding."""
 
     def forward(self, x, output_size=None):
         if output_size is not None:
