@@ -5,6 +5,7 @@ benchmarks/ and the CLI both read them from here, so the two always measure the 
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Callable
@@ -16,6 +17,14 @@ from .families import adaptive, deformable, dynamic, factorized, standard
 from .spec import BENCH_BATCH as BATCH
 from .spec import Layer
 
+
+# Large buffers on both sides of the comparison get huge pages. numpy asks for them by itself (madvise on
+# arrays of 4 MB and more); torch's CPU allocator does only with this variable, read once before its first
+# allocation, so it must be set before torch is imported. Without it, torch pays a 4 KB page fault per page
+# of every fresh output and layout copy: on the shared VM these benchmarks were tuned on, first-touching
+# 14 MB cost 2–44 ms, which made torch's NCHW timings swing 3–6× from run to run. With it the comparison is
+# between the kernels, not the page-fault handler, and torch is never timed slower than it can run.
+os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 LAYERS = [
     *standard.BENCHMARKS,
@@ -124,6 +133,22 @@ def median_time(fn: Callable, repeat: int = 5, min_time: float = 0.0) -> float:
     return statistics.median(times)
 
 
+def interleaved_medians(fns: dict, repeat: int = 5) -> dict:
+    """Median seconds of each function, the calls taken in turns (a, b, a, b, ...) after one warm-up
+    call each (which pays any compilation).  Why in turns: on a shared machine speed drifts for seconds
+    at a time; alternating puts every backend into the same stretches, so the ratio holds even when the
+    absolute times move (timed one after the other, a ratio on this VM swung by 2×)."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def gpu_time(fn: Callable) -> float:
     """Median seconds of an asynchronous CUDA function, by CUDA events (triton.testing.do_bench: warm-up
     first, which pays compilation and autotuning, and the L2 cache flushed before every call)."""
@@ -149,8 +174,11 @@ def table(kinds=None, backends=("numba", "torch"), repeat: int = 5, progress=Non
             progress(layer)
         fns = callables(layer, backends, dtype=dtype)
         on_gpu = "triton" in backends             # then every backend but numba runs on the GPU
-        ms = {backend: 1e3 * (gpu_time(fn) if on_gpu and backend != "numba" else median_time(fn, repeat))
-              for backend, fn in fns.items()}
+        if on_gpu:
+            ms = {backend: 1e3 * (median_time(fn, repeat) if backend == "numba" else gpu_time(fn))
+                  for backend, fn in fns.items()}
+        else:
+            ms = {backend: 1e3 * seconds for backend, seconds in interleaved_medians(fns, repeat).items()}
         first, last = backends[0], backends[-1]
         rows.append({"kind": layer.kind, "layer": layer.name,
                      "shape": " ".join(f"{k}{tuple(v)}" for k, v in layer.shapes.items()),

@@ -62,11 +62,15 @@ def transpose_into(PT, P):
 def fill_padded_rows(x_c, xp, row0, pad_w):
     """xp[i, pad_w : pad_w + W] = x_c[row0 + i] for the rows inside x_c: a zero-padded copy of the
     input rows a band of outputs reads (xp starts zeroed; rows and columns outside stay zero), so the
-    kernels' tap loops need no bounds tests."""
+    kernels' tap loops need no bounds tests.
+    Speed: 1-D views and a copy loop from 0 (vectorised); a 2-D slice assignment into a view of xp
+    ran as a generic strided loop, 2.5× slower for the whole separable kernel."""
     H, W = x_c.shape
     for i in range(xp.shape[0]):
         if 0 <= row0 + i < H:
-            xp[i, pad_w:pad_w + W] = x_c[row0 + i]
+            src, dst = x_c[row0 + i], xp[i, pad_w:pad_w + W]
+            for j in range(W):
+                dst[j] = src[j]
 
 
 def padded_rows(matrix, multiple_of):

@@ -1,8 +1,9 @@
-"""The shared tile product every fast CPU kernel uses: both versions, and the biased fresh tile."""
+"""The shared products the fast CPU kernels use: the dot-form tile (both versions), the biased fresh
+tile, and the row (axpy) form."""
 import numpy as np
 import pytest
 
-from fastconv.kernels._cpu_gemm import MR, NR, tile_matmul, tile_matmul_plain, tile_product
+from fastconv.kernels._cpu_gemm import MR, NR, rows_product, tile_matmul, tile_matmul_plain, tile_product
 
 
 @pytest.mark.parametrize("dtype, tol", [("float32", 1e-4), ("float64", 1e-12)])
@@ -26,3 +27,18 @@ def test_tile_product_starts_real_rows_at_bias_and_padding_rows_at_zero():
     T = tile_product(A, P, bias, O)
     np.testing.assert_allclose(T[:O], bias[:, None] + A[:O] @ P.T, rtol=1e-12, atol=1e-12)
     assert not T[O:].any()
+
+
+@pytest.mark.parametrize("dtype, tol", [("float32", 1e-4), ("float64", 1e-12)])
+@pytest.mark.parametrize("O, K, n", [(4, 8, 16), (7, 13, 5), (3, 3, 1), (24, 144, 61)])
+def test_rows_product_matches_numpy_on_a_window_and_leaves_the_rest(O, K, n, dtype, tol):
+    """Y[:, jy:jy+n] = bias + A·X[:, jx:jx+n], with rows and channels left over by the 4×8 blocks; the
+    columns of Y outside the window are not touched."""
+    rng = np.random.default_rng(O * K * n)
+    A, bias = rng.standard_normal((O, K)).astype(dtype), rng.standard_normal(O).astype(dtype)
+    jx, jy = 3, 5
+    X = rng.standard_normal((K, jx + n + 2)).astype(dtype)
+    Y = np.full((O, jy + n + 4), 7.0, dtype=dtype)
+    rows_product(A, X, jx, bias, Y, jy, n)
+    np.testing.assert_allclose(Y[:, jy:jy + n], bias[:, None] + A @ X[:, jx:jx + n], rtol=tol, atol=tol * K)
+    assert (Y[:, :jy] == 7).all() and (Y[:, jy + n:] == 7).all()

@@ -22,7 +22,8 @@ Cost
 
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, ow-chunk).
-    v3: one task per (b, g, od).   Tasks write disjoint parts of y: no two threads write one element.
+    v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).
+    Tasks write disjoint parts of y: no two threads write one element.
 
 Versions
     v1 ``conv_direct``   the formula as five nested loops per output element.  Plain, slow: every
@@ -45,7 +46,14 @@ Versions
                          a single flat shift, acc[p] += w·xp[p + kh·dh·Wp + kw·dw], a ~3000-long loop
                          LLVM vectorises. (Row by row, loops of ~56 are shorter than one unrolled
                          16-lane vector step and run scalar: measured 2.3× slower.)
-    ``conv`` picks v3 when it applies and Cg·KD·KH·KW < PLANES_MAX_TERMS, else v2.
+    v4 ``conv_rows``     1×1×1 kernels at stride 1 without padding (pointwise): y[b, g] = bias + A_g·x[b, g]
+                         with x[b, g] seen as a (Cg, D·H·W) matrix, rows of pixels straight from NCHW, by
+                         ``rows_product`` of kernels/_cpu_gemm.py (4 output rows × 8 input rows per pass
+                         over a chunk of ≤ ROWS_PIX pixels).  No patch and no channels-last copy: for a 1×1
+                         kernel the patch is x itself, and the copy cost as much as the product (256→64 at
+                         56×56, batch 8: 5.0 ms to make x channels-last, 5.6 ms for v2's product, 4.2 ms
+                         for all of v4).
+    ``conv`` picks v4 for pointwise layers, v3 when it applies and Cg·KD·KH·KW < PLANES_MAX_TERMS, else v2.
 
 Caveats
     Accumulation is in the input dtype, like torch's CPU kernels. v2 sums in a different order than v1
@@ -56,7 +64,7 @@ import numpy as np
 from numba import prange
 
 from .. import NotApplicable
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
 from .._index import as_3d, pad3, valid_outputs
 
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -64,6 +72,8 @@ valid_outputs_jit = numba.njit(valid_outputs)
 TILE_W = 96     # most output pixels per v2 tile: rows up to 96 wide are one tile (P = 96 × K stays in L2);
                 # wider rows are cut into equal chunks (a row of 56 as 48 + 8 was measured 15% slower)
 PLANES_MAX_TERMS = 64   # below this many terms per output (Cg·KD·KH·KW), v3 beats the matrix product
+ROWS_PIX = 512          # most pixels per v4 task: 4 output rows of 512 stay in L1, Cg input rows in L2
+                        # (measured: 256 and 768 ran 10–30% slower on the 56×56 ResNet layers)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -239,6 +249,25 @@ def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
 
 
 # ----------------------------------------------------------------------------------------------------
+# v4: pointwise (1×1×1, stride 1, no padding): the matrix product straight on NCHW rows of pixels
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_rows(x, A, bias, y):
+    """x (B, G, Cg, S) and y (B, G, Og, S): the input and output with the S = D·H·W pixels of each
+    channel as one row; A (G, Og rounded up to MR, Cg) = ``weight_matrices``.
+    y[b, g] = bias + A[g]·x[b, g]."""
+    B, G, _, S = x.shape
+    Og = y.shape[2]
+    n_chunks = (S + ROWS_PIX - 1) // ROWS_PIX
+    chunk = (S + n_chunks - 1) // n_chunks          # equal chunks: no short last task
+    for task in prange(B * G * n_chunks):
+        j0 = task % n_chunks * chunk
+        g = task // n_chunks % G
+        b = task // (n_chunks * G)
+        rows_product(A[g], x[b, g], j0, bias[g * Og:(g + 1) * Og], y[b, g], j0, min(chunk, S - j0))
+
+
+# ----------------------------------------------------------------------------------------------------
 # The wrapper fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def weight_matrices(w5, groups):
@@ -254,9 +283,9 @@ def weight_matrices(w5, groups):
 def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
-    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W) or "auto" (v3 when it
-    applies and each output sums fewer than PLANES_MAX_TERMS terms — too short a sum for the matrix
-    product to pay — else v2).
+    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "rows" (v4, pointwise
+    only) or "auto" (v4 for pointwise layers; v3 when it applies and each output sums fewer than
+    PLANES_MAX_TERMS terms — too short a sum for the matrix product to pay — else v2).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -265,8 +294,12 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     geometry = pad3(stride, nd, 1) + pad3(padding, nd, 0) + pad3(dilation, nd, 1)
     unit_stride = geometry[1] == geometry[2] == 1
+    pointwise = w5.shape[2:] == (1, 1, 1) and geometry[:6] == (1, 1, 1, 0, 0, 0)
     if version == "auto":
-        version = "planes" if unit_stride and w[0].size < PLANES_MAX_TERMS else "im2col"
+        if pointwise:
+            version = "rows"
+        else:
+            version = "planes" if unit_stride and w[0].size < PLANES_MAX_TERMS else "im2col"
     if version == "direct":
         conv_direct(x5, w5, bias, y5, *geometry)
     elif version == "planes":
@@ -274,11 +307,17 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
             raise NotApplicable("version='planes' needs stride 1 along H and W")
         sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
         conv_planes(x5, w5, bias, y5, sd, pd, ph, pw, dd, dh, dw)
+    elif version == "rows":
+        if not pointwise:
+            raise NotApplicable("version='rows' needs a 1×1 kernel at stride 1 without padding")
+        G = groups
+        conv_rows(x5.reshape(B, G, x.shape[1] // G, -1), weight_matrices(w5, G), bias,
+                  y5.reshape(B, G, O // G, -1))
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups), bias, y5, *w5.shape[2:], *geometry)
     else:
-        raise ValueError(f"version must be 'auto', 'direct', 'im2col' or 'planes', got {version!r}")
+        raise ValueError(f"version must be 'auto', 'direct', 'im2col', 'planes' or 'rows', got {version!r}")
     return y5.reshape((B, O) + tuple(out_size))
 
 
-VERSIONS = ("direct", "im2col", "planes")
+VERSIONS = ("direct", "im2col", "planes", "rows")

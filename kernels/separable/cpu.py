@@ -26,12 +26,13 @@ Versions
     v1 ``separable_two_pass``  the formula in two passes, as torch runs it: the depthwise result of the
                                whole batch is written to a full tensor d, then the pointwise pass reads
                                it back, one multiply-add per load.
-    v2 ``separable_fused``     one pass. A task owns a band of whole output rows of one image (≈ 168
-                               pixels: 3 rows of a 56-wide map). The depthwise result of all Cmid
+    v2 ``separable_fused``     one pass. A task owns a band of whole output rows of one image (up to
+                               BAND_PIXELS: 14 rows of a 56-wide map). The depthwise result of all Cmid
                                channels on the band, D[c, n], is computed into a task-local buffer of
-                               Cmid·N values (≈ 100 KB for 144 channels, so it stays in L2), and the
-                               pointwise product y_band = bias + pw · D is taken from there by the
-                               register-blocked ``tile_matmul`` (kernels/_cpu_gemm.py).
+                               Cmid·N values (≈ 470 KB for 144 channels, so it stays in L2), and the
+                               pointwise product y_band = bias + pw · D is taken from there by
+                               ``rows_product`` (kernels/_cpu_gemm.py): D's rows are runs of pixels, as
+                               the product wants them, so there is no transpose.
                                Why this saves memory traffic: d never exists as a full tensor, so its
                                B·Cmid·OH·OW elements are neither written to DRAM nor read back (for the
                                MobileNetV2 layer 2 × 14.4 MB of the 2 × 14.4 + 14.4 + 2.4 MB the
@@ -41,9 +42,9 @@ Versions
                                zero-padded buffer (one contiguous read of the channel's block, and no
                                bounds tests in the tap loops); taps go three at a time over slices
                                indexed from 0 (see ``depthwise_taps``: 8× over a tap-per-pass loop with
-                               a runtime shift). The GEMM wants the reduced index c contiguous, so D is
-                               transposed into the patch P[n, c] in 16×16 blocks (N·Cmid copies, small
-                               next to the N·Cmid·(KH·KW + O) multiply-adds).
+                               a runtime shift).
+                               Measured (MobileNetV2 layer): the earlier form of step 2, D transposed into
+                               a channels-last patch for the dot-form ``tile_matmul``, took 1.5× longer.
     ``separable`` picks v2.
 
 Caveats
@@ -54,11 +55,12 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
-from .._cpu_rows import band_height, fill_padded_rows, transpose_into
+from .._cpu_gemm import FASTMATH, rows_product
+from .._cpu_rows import band_height, fill_padded_rows
 
 
-BAND_PIXELS = 168   # v2: output pixels per task (whole rows); measured best at 112–168 (D, P ≈ 100 KB)
+BAND_PIXELS = 784   # v2: output pixels per task (whole rows): 14 rows of 56, D ≈ 470 KB stays in L2;
+                    # measured: 3 rows ran 1.3–1.6× slower (per-task setup), 10–28 rows alike
 
 
 @numba.njit(inline="always")
@@ -133,48 +135,50 @@ def separable_two_pass(x, w, pw, bias, y, sh, sw, ph, pwd, dh, dw):
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def separable_fused(x, w, A, bias, y, sh, sw, ph, pwd, dh, dw, band):
-    """A is pw padded with zero rows to a multiple of MR; a task owns `band` output rows of one image."""
+    """A (O, Cmid) is the pointwise weight; a task owns `band` output rows of one image."""
     B, C, H, W = x.shape
     Cmid, KH, KW = w.shape
     _, O, OH, OW = y.shape
     m = Cmid // C
     n_bands = (OH + band - 1) // band
     XPW = max(W + pwd, (OW - 1) * sw + (KW - 1) * dw + 1)  # padded row: every tap of every output inside
+    wide = sh == 1 and sw == 1
+    RW = XPW if wide else OW        # row pitch of D: "wide" rows keep XPW − OW junk columns (dropped)
     for task in prange(B * n_bands):
         b = task // n_bands
         oh0 = task % n_bands * band
         R = min(band, OH - oh0)
-        N = R * OW
 
         # 1. depthwise of the band: D[c, r, ow] = Σ_taps w[c, kh, kw] · x[b, c // m, ih, iw]. Channel by
         #    channel, the band's input rows are first copied into a zero-padded buffer xp (the band's
         #    receptive field: padding becomes real zeros, the tap loops need no bounds tests), read
         #    as one contiguous block per channel (hardware prefetch) rather than short hops between
-        #    channel planes.
+        #    channel planes.  At stride 1 the band is computed "wide", as in conv/cpu.py's planes: D's
+        #    rows are XPW long, so tap (kh, kw) is one flat shift of xp and each pass runs over all R
+        #    rows at once (R·XPW values) instead of R loops of OW, too short to vectorise well (56 =
+        #    3 vectors + 8 left over).  An extra row in xp keeps the last taps' reads inside (junk columns only).
         rows = (R - 1) * sh + (KH - 1) * dh + 1
         ih0 = oh0 * sh - ph
-        xp = np.zeros((rows, XPW), dtype=x.dtype)
-        D = np.empty((Cmid, R, OW), dtype=x.dtype)
+        xp = np.zeros((rows + 1, XPW), dtype=x.dtype)
+        xp_flat = xp.reshape(-1)
+        D = np.zeros((Cmid, R * RW), dtype=x.dtype)
         for c in range(Cmid):
             if c % m == 0:                          # a new input channel: refill xp
                 fill_padded_rows(x[b, c // m], xp, ih0, pwd)
-            for r in range(R):
-                d_row = D[c, r]                     # a C-contiguous row
-                d_row[:] = 0.0
-                for kh in range(KH):
-                    depthwise_taps(xp[r * sh + kh * dh], w[c, kh], d_row, sw, dw)
+            for kh in range(KH):
+                if wide:
+                    depthwise_taps(xp_flat[kh * dh * XPW:], w[c, kh], D[c], 1, dw)
+                else:
+                    for r in range(R):
+                        depthwise_taps(xp[r * sh + kh * dh], w[c, kh], D[c, r * OW:(r + 1) * OW], sw, dw)
 
-        # 2. the patch P[n, c] = D[c, n] (c contiguous for the GEMM), rows padded to NR with zeros
-        P = np.zeros((round_up(N, NR), Cmid), dtype=x.dtype)
-        transpose_into(D.reshape(Cmid, N), P)
-
-        # 3. pointwise on the band: T[o, n] = bias[o] + Σ_c A[o, c] · P[n, c]
-        T = tile_product(A, P, bias, O)
-
-        # 4. the only write to memory: the real rows of the output band
+        # 2. pointwise on the band: T[o, n] = bias[o] + Σ_c A[o, c]·D[c, n] (rows of D are pixels, so
+        #    ``rows_product`` needs no transpose), then the only write to memory: T's real columns into y
+        T = np.empty((O, R * RW), dtype=x.dtype)
+        rows_product(A, D, 0, bias, T, 0, R * RW)
         for o in range(O):
             for r in range(R):
-                y[b, o, oh0 + r, :] = T[o, r * OW:(r + 1) * OW]
+                y[b, o, oh0 + r, :] = T[o, r * RW:r * RW + OW]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -191,10 +195,8 @@ def separable(x, w, pointwise, bias=None, *, stride, padding, dilation, out_size
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     geometry = (*stride, *padding, *dilation)
     if version in ("auto", "fused"):
-        A = np.zeros((round_up(O, MR), Cmid), dtype=x.dtype)
-        A[:O] = pw
         band = max(1, min(BAND_PIXELS // out_size[1], band_height(B, out_size[0])))
-        separable_fused(x, w3, A, bias, y, *geometry, band)
+        separable_fused(x, w3, pw, bias, y, *geometry, band)
     elif version == "two_pass":
         separable_two_pass(x, w3, pw, bias, y, *geometry)
     else:
