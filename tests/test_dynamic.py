@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 import fastconv
+from fastconv.kernels import NotApplicable
 from fastconv.nn import MODULES, DynamicConv2d, KernelWarehouseConv2d, ODConv2d
 from fastconv.reference import dynamic as ref
 
@@ -94,6 +95,24 @@ def test_every_cpu_version_on_outputs_spanning_several_row_blocks_and_column_chu
                         backend="torch", **geometry)
     for version in ("direct", "im2col", "slab"):
         close(cpu.kernel_warehouse(x=x, cells=cells, attention=alpha, **plan.kernel_params, version=version), want)
+
+
+@pytest.mark.parametrize("kind", ["dynamic", "odconv"])
+def test_pointwise_layers_take_the_rows_version_and_match_the_reference(kind):
+    """1×1, stride 1, no padding: "auto" runs v5 (each sample's weights on NCHW rows of pixels); odd
+    channel counts leave rows and channels over from rows_product's 4×8 blocks, 600 pixels make two
+    chunks, and every attention of ODConv is on."""
+    from fastconv.kernels.dynamic import cpu
+    x, w = randn(3, 18, 20, 30), randn(4, 10, 9, 1, 1)     # Cg = 9 = 8 + 1, Og = 5 = 4 + 1
+    attentions = ({"attention": RNG.random((3, 4)), "bias": randn(4, 10)} if kind == "dynamic" else
+                  {"kernel_attention": RNG.random((3, 4)), "in_attention": RNG.random((3, 18)),
+                   "out_attention": RNG.random((3, 10))})
+    plan = fastconv.plan(kind, x, w, groups=2, **attentions)
+    want = fastconv.run(kind, x, w, groups=2, backend="torch", **attentions)
+    for version in ("auto", "rows", "slab"):
+        close(getattr(cpu, kind)(x=x, w=w, **attentions, **plan.kernel_params, version=version), want)
+    with pytest.raises(NotApplicable):
+        getattr(cpu, kind)(x=x, w=w, **attentions, **{**plan.kernel_params, "stride": (2, 1)}, version="rows")
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -254,8 +254,9 @@ def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_rows(x, A, bias, y):
     """x (B, G, Cg, S) and y (B, G, Og, S): the input and output with the S = D·H·W pixels of each
-    channel as one row; A (G, Og rounded up to MR, Cg) = ``weight_matrices``.
-    y[b, g] = bias + A[g]·x[b, g]."""
+    channel as one row; A (BA, G, Og rounded up to MR, Cg) and bias (BA, O) with BA = 1 (one weight for
+    the batch: ``weight_matrices``) or B (each sample its own: the kernels of input-dependent weights).
+    y[b, g] = bias[b] + A[b, g]·x[b, g]."""
     B, G, _, S = x.shape
     Og = y.shape[2]
     n_chunks = (S + ROWS_PIX - 1) // ROWS_PIX
@@ -264,7 +265,8 @@ def conv_rows(x, A, bias, y):
         j0 = task % n_chunks * chunk
         g = task // n_chunks % G
         b = task // (n_chunks * G)
-        rows_product(A[g], x[b, g], j0, bias[g * Og:(g + 1) * Og], y[b, g], j0, min(chunk, S - j0))
+        bw = b if A.shape[0] > 1 else 0             # whose weights: the sample's, or the shared ones
+        rows_product(A[bw, g], x[b, g], j0, bias[bw, g * Og:(g + 1) * Og], y[b, g], j0, min(chunk, S - j0))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -311,7 +313,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         if not pointwise:
             raise NotApplicable("version='rows' needs a 1×1 kernel at stride 1 without padding")
         G = groups
-        conv_rows(x5.reshape(B, G, x.shape[1] // G, -1), weight_matrices(w5, G), bias,
+        conv_rows(x5.reshape(B, G, x.shape[1] // G, -1), weight_matrices(w5, G)[None], bias[None],
                   y5.reshape(B, G, O // G, -1))
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups), bias, y5, *w5.shape[2:], *geometry)
