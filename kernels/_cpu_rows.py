@@ -1,5 +1,5 @@
 """Row-band helpers the factorized CPU kernels share: padded input rows, blocked transposes, the
-channels-last im2col patch of a band of output rows, the tile product, and a stride-1 conv by bands.
+channels-last im2col patch of a band of output rows, and the tile product.
 
 Math
     fill_padded_rows:    xp[i, pad_w + j] = x_c[row0 + i, j] (zero outside x_c): a band's input rows.
@@ -7,16 +7,13 @@ Math
     channels_last_patch: P[r·N + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v]
                          (zero outside x_b), for r < R rows and n < N columns of a stride-1 filter.
     tile_product:        T[o, j] = bias[o] + Σ_kk A[o, kk] · P[j, kk]  (from kernels/_cpu_gemm.py).
-    conv_rows:           y = conv2d(x, w, bias, padding=(ph, pw)) at stride 1, band by band, with A = w
-                         as (O, KH·KW·C) (taps ordered (u, v, c), the order of channels_last_patch).
 Shapes
     x_b (C, H, W)   P (R·N rounded up to NR, KH·KW·C)   A (O rounded up to MR, KH·KW·C)   bias (O,)
 Cost
     channels_last_patch: C·(R + KH − 1)·W values transposed, then R·N·KH contiguous copies of KW·C
     values; tile_product: 2·O·R·N·K FLOPs (the arithmetic the patch feeds).
 Parallel
-    conv_rows: one task per (image, band of output rows). The others: none; they run inside a caller's
-    ``prange`` task, on that task's private buffers.
+    None: they run inside a caller's ``prange`` task, on that task's private buffers.
 Versions
     One each: the fast paths of the kernels that use them (their plain versions are formula loops).
     Why a channels-last patch: ``tile_matmul`` wants each pixel's K patch values contiguous, while an
@@ -30,7 +27,6 @@ Caveats
 """
 import numba
 import numpy as np
-from numba import prange
 
 from ._cpu_gemm import FASTMATH, NR, round_up, tile_product
 
@@ -110,21 +106,3 @@ def channels_last_patch(x_b, row0, R, OW, KH, KW, pad_w):
             for u in range(KH):
                 P[r * OW + n, u * KW * C:(u + 1) * KW * C] = flat[r + u, n * C:(n + KW) * C]
     return P
-
-
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_rows(x, A, bias, y, KH, KW, ph, pw, band):
-    """A stride-1 dense conv2d by bands of output rows: for each (image, band), T = bias + A·Pᵀ with
-    P = channels_last_patch(x[b], band, KH×KW) and A the weight as (O rounded up to MR, KH·KW·C):
-    y[b, o, oh, ow] = bias[o] + Σ_{u, v, c} A[o, (u·KW + v)·C + c] · x[b, c, oh − ph + u, ow − pw + v]."""
-    B = x.shape[0]
-    _, O, OH, OW = y.shape
-    n_bands = (OH + band - 1) // band
-    for task in prange(B * n_bands):
-        b = task // n_bands
-        oh0 = task % n_bands * band
-        R = min(band, OH - oh0)
-        T = tile_product(A, channels_last_patch(x[b], oh0 - ph, R, OW, KH, KW, pw), bias, O)
-        for o in range(O):
-            for r in range(R):
-                y[b, o, oh0 + r, :] = T[o, r * OW:(r + 1) * OW]

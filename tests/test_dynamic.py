@@ -98,7 +98,7 @@ def test_every_cpu_version_on_outputs_spanning_several_row_blocks_and_column_chu
 
 
 @pytest.mark.parametrize("kind", ["dynamic", "odconv"])
-def test_pointwise_layers_take_the_rows_version_and_match_the_reference(kind):
+def test_pointwise_layers_take_the_pointwise_version_and_match_the_reference(kind):
     """1×1, stride 1, no padding: "auto" runs v5 (each sample's weights on NCHW rows of pixels); odd
     channel counts leave rows and channels over from rows_product's 4×8 blocks, 600 pixels make two
     chunks, and every attention of ODConv is on."""
@@ -109,10 +109,10 @@ def test_pointwise_layers_take_the_rows_version_and_match_the_reference(kind):
                    "out_attention": RNG.random((3, 10))})
     plan = fastconv.plan(kind, x, w, groups=2, **attentions)
     want = fastconv.run(kind, x, w, groups=2, backend="torch", **attentions)
-    for version in ("auto", "rows", "slab"):
+    for version in ("auto", "pointwise", "slab"):
         close(getattr(cpu, kind)(x=x, w=w, **attentions, **plan.kernel_params, version=version), want)
     with pytest.raises(NotApplicable):
-        getattr(cpu, kind)(x=x, w=w, **attentions, **{**plan.kernel_params, "stride": (2, 1)}, version="rows")
+        getattr(cpu, kind)(x=x, w=w, **attentions, **{**plan.kernel_params, "stride": (2, 1)}, version="pointwise")
 
 
 # ---------------------------------------------------------------------------------------------------

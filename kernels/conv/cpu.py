@@ -22,7 +22,8 @@ Cost
 
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, ow-chunk).
-    v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).
+    v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).   v5: one task per (b, g, od,
+    band of output rows).
     Tasks write disjoint parts of y: no two threads write one element.
 
 Versions
@@ -46,14 +47,26 @@ Versions
                          a single flat shift, acc[p] += w·xp[p + kh·dh·Wp + kw·dw], a ~3000-long loop
                          LLVM vectorises. (Row by row, loops of ~56 are shorter than one unrolled
                          16-lane vector step and run scalar: measured 2.3× slower.)
-    v4 ``conv_rows``     1×1×1 kernels at stride 1 without padding (pointwise): y[b, g] = bias + A_g·x[b, g]
-                         with x[b, g] seen as a (Cg, D·H·W) matrix, rows of pixels straight from NCHW, by
+    v4 ``conv_pointwise`` 1×1×1 kernels at stride 1 without padding: y[b, g] = bias + A_g·x[b, g] with
+                         x[b, g] seen as a (Cg, D·H·W) matrix, rows of pixels straight from NCHW, by
                          ``rows_product`` of kernels/_cpu_gemm.py (4 output rows × 8 input rows per pass
-                         over a chunk of ≤ ROWS_PIX pixels).  No patch and no channels-last copy: for a 1×1
-                         kernel the patch is x itself, and the copy cost as much as the product (256→64 at
-                         56×56, batch 8: 5.0 ms to make x channels-last, 5.6 ms for v2's product, 4.2 ms
-                         for all of v4).
-    ``conv`` picks v4 for pointwise layers, v3 when it applies and Cg·KD·KH·KW < PLANES_MAX_TERMS, else v2.
+                         over a chunk of ≤ POINTWISE_PIX pixels).  No patch and no channels-last copy:
+                         for a 1×1 kernel the patch is x itself, and the copy cost as much as the product
+                         (256→64 at 56×56, batch 8: 5.0 ms to make x channels-last, 5.6 ms for v2's
+                         product, 4.2 ms for all of v4).
+    v5 ``conv_shifted``  stride 1 in H and W, any kernel: v3's "wide" padded rows, with the product of v4.
+                         A task copies the rows its band of outputs reads, zero-padded, into
+                         xp[c, i·Wp + j] (Wp = OW + (KW−1)·dw, so each row has the padding columns the
+                         taps need); tap (kh, kw) then reads xp shifted by kh·dh·Wp + kw·dw, and the band's
+                         outputs (rows Wp wide, the last Wp − OW columns junk, dropped) are
+                         Yw = bias + Σ_taps At[tap]·xp[:, shift(tap):], one ``rows_product`` over all taps
+                         with At[tap] the (Og, Cg) weight matrix of that tap.  No im2col patch (each input
+                         value is copied once, not KH·KW times) and no channels-last transpose; the price
+                         is the junk columns ((KW−1)·dw per row: 4% on a 56-wide 3×3 layer).
+                         Measured on the ResNet 3×3 layer, timed in turns with v2: 0.6–0.8 of v2's time;
+                         dilated 2 on 28×28 alike.
+    ``conv`` picks v4 for pointwise layers; at stride 1, v3 when each output sums fewer than
+    PLANES_MAX_TERMS terms (Cg·KD·KH·KW) and v5 otherwise; v2 at other strides.
 
 Caveats
     Accumulation is in the input dtype, like torch's CPU kernels. v2 sums in a different order than v1
@@ -65,6 +78,7 @@ from numba import prange
 
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
+from .._cpu_rows import band_height
 from .._index import as_3d, pad3, valid_outputs
 
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -72,7 +86,9 @@ valid_outputs_jit = numba.njit(valid_outputs)
 TILE_W = 96     # most output pixels per v2 tile: rows up to 96 wide are one tile (P = 96 × K stays in L2);
                 # wider rows are cut into equal chunks (a row of 56 as 48 + 8 was measured 15% slower)
 PLANES_MAX_TERMS = 64   # below this many terms per output (Cg·KD·KH·KW), v3 beats the matrix product
-ROWS_PIX = 512          # most pixels per v4 task: 4 output rows of 512 stay in L1, Cg input rows in L2
+SHIFTED_PIX = 4096      # most "wide" output pixels (rows × padded width) per v5 task; a whole 56×56 plane
+                        # (3248) ran 10–20% faster than bands of 8 rows (fewer passes over the weights)
+POINTWISE_PIX = 512     # most pixels per v4 task: 4 output rows of 512 stay in L1, Cg input rows in L2
                         # (measured: 256 and 768 ran 10–30% slower on the 56×56 ResNet layers)
 
 
@@ -252,21 +268,78 @@ def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
 # v4: pointwise (1×1×1, stride 1, no padding): the matrix product straight on NCHW rows of pixels
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_rows(x, A, bias, y):
+def conv_pointwise(x, A, bias, y):
     """x (B, G, Cg, S) and y (B, G, Og, S): the input and output with the S = D·H·W pixels of each
     channel as one row; A (BA, G, Og rounded up to MR, Cg) and bias (BA, O) with BA = 1 (one weight for
     the batch: ``weight_matrices``) or B (each sample its own: the kernels of input-dependent weights).
     y[b, g] = bias[b] + A[b, g]·x[b, g]."""
     B, G, _, S = x.shape
     Og = y.shape[2]
-    n_chunks = (S + ROWS_PIX - 1) // ROWS_PIX
+    n_chunks = (S + POINTWISE_PIX - 1) // POINTWISE_PIX
     chunk = (S + n_chunks - 1) // n_chunks          # equal chunks: no short last task
     for task in prange(B * G * n_chunks):
         j0 = task % n_chunks * chunk
         g = task // n_chunks % G
         b = task // (n_chunks * G)
         bw = b if A.shape[0] > 1 else 0             # whose weights: the sample's, or the shared ones
-        rows_product(A[bw, g], x[b, g], j0, bias[bw, g * Og:(g + 1) * Og], y[b, g], j0, min(chunk, S - j0))
+        rows_product(A[bw, g:g + 1], x[b, g], np.full(1, j0), bias[bw, g * Og:(g + 1) * Og], y[b, g], j0,
+                     min(chunk, S - j0))
+
+
+# ----------------------------------------------------------------------------------------------------
+# v5: stride 1 in H and W: one row product per tap over shifted windows of zero-padded "wide" rows
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_shifted(x, At, KH, KW, bias, y, sd, pd, ph, pw, dd, dh, dw, band):
+    """At (BA, G, KD, KH·KW, Og, Cg): the weight tap by tap (``tap_matrices``) and bias (BA, O), with
+    BA = 1 (one weight for the batch) or B (each sample its own); a task owns `band` output rows of
+    one (b, g, od)."""
+    B, C, D, H, W = x.shape
+    _, G, KD, _, Og, Cg = At.shape
+    _, O, OD, OH, OW = y.shape
+    Wp = OW + (KW - 1) * dw                 # a padded row: every tap of every output column inside
+    shifts = np.empty(KH * KW, dtype=np.int64)
+    for kh in range(KH):
+        for kw in range(KW):
+            shifts[kh * KW + kw] = kh * dh * Wp + kw * dw
+    n_bands = (OH + band - 1) // band
+    for task in prange(B * G * OD * n_bands):
+        oh0 = task % n_bands * band
+        od = task // n_bands % OD
+        g = task // (n_bands * OD) % G
+        b = task // (n_bands * OD * G)
+        bw = b if At.shape[0] > 1 else 0    # whose weights: the sample's, or the shared ones
+        R = min(band, OH - oh0)
+        n = R * Wp                          # output values per row of Yw: R wide rows
+        # Yw[o, r·Wp + j] = output (g·Og + o, od, oh0 + r, j) for j < OW; columns j ≥ OW are junk
+        Yw = np.empty((Og, n), dtype=x.dtype)
+        for o in range(Og):
+            Yw[o, :] = bias[bw, g * Og + o]
+        # xp[c, i·Wp + j] = x[b, g·Cg + c, i_d, oh0 − ph + i, j − pw], zero outside the image: the rows
+        # the band reads, padded; one zero row more keeps the last tap's reads (junk columns) inside
+        rows = R + (KH - 1) * dh + 1
+        xp = np.zeros((Cg, rows * Wp), dtype=x.dtype)
+        iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
+        for kd in range(KD):
+            i_d = od * sd - pd + kd * dd
+            if i_d < 0 or i_d >= D:
+                continue
+            for c in range(Cg):
+                for i in range(rows):
+                    ih = oh0 - ph + i
+                    if 0 <= ih < H:
+                        # speed: 1-D slices and a loop from 0 (see conv_planes)
+                        src = x[b, g * Cg + c, i_d, ih, iw_lo:iw_hi]
+                        dst = xp[c, i * Wp + pw + iw_lo:i * Wp + pw + iw_hi]
+                        for j in range(iw_hi - iw_lo):
+                            dst[j] = src[j]
+            # Yw += Σ_taps At[g, kd, tap]·xp[:, shift(tap):]
+            rows_product(At[bw, g, kd], xp, shifts, bias[bw], Yw, 0, n, False)
+        for o in range(Og):
+            for r in range(R):
+                y_row, yw_row = y[b, g * Og + o, od, oh0 + r], Yw[o, r * Wp:r * Wp + OW]
+                for j in range(OW):
+                    y_row[j] = yw_row[j]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -282,12 +355,27 @@ def weight_matrices(w5, groups):
     return A
 
 
+def tap_matrices(w5, groups):
+    """w (O, Cg, KD, KH, KW) -> At (G, KD, KH·KW, Og, Cg): for each group, depth tap and (kh, kw) tap, the
+    (Og, Cg) matrix that multiplies the input rows shifted by that tap (v5)."""
+    O, Cg, KD, KH, KW = w5.shape
+    return np.ascontiguousarray(w5.reshape(groups, O // groups, Cg, KD, KH * KW).transpose(0, 3, 4, 1, 2))
+
+
+def shifted_band(y_shape, groups, KW, dw):
+    """Output rows per v5 task: as tall as SHIFTED_PIX wide pixels allow, and short enough that every
+    thread gets at least two tasks."""
+    B, _, OD, OH, OW = y_shape
+    return min(band_height(B * groups * OD, OH), max(1, SHIFTED_PIX // (OW + (KW - 1) * dw)))
+
+
 def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
-    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "rows" (v4, pointwise
-    only) or "auto" (v4 for pointwise layers; v3 when it applies and each output sums fewer than
-    PLANES_MAX_TERMS terms — too short a sum for the matrix product to pay — else v2).
+    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4),
+    "shifted" (v5, stride 1 in H and W) or "auto" (v4 for pointwise layers; at stride 1, v3 when
+    each output sums fewer than PLANES_MAX_TERMS terms — too short a sum for the matrix product to pay —
+    else v5; v2 at other strides).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -299,9 +387,11 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     pointwise = w5.shape[2:] == (1, 1, 1) and geometry[:6] == (1, 1, 1, 0, 0, 0)
     if version == "auto":
         if pointwise:
-            version = "rows"
+            version = "pointwise"
+        elif unit_stride:
+            version = "planes" if w[0].size < PLANES_MAX_TERMS else "shifted"
         else:
-            version = "planes" if unit_stride and w[0].size < PLANES_MAX_TERMS else "im2col"
+            version = "im2col"
     if version == "direct":
         conv_direct(x5, w5, bias, y5, *geometry)
     elif version == "planes":
@@ -309,17 +399,23 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
             raise NotApplicable("version='planes' needs stride 1 along H and W")
         sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
         conv_planes(x5, w5, bias, y5, sd, pd, ph, pw, dd, dh, dw)
-    elif version == "rows":
+    elif version == "pointwise":
         if not pointwise:
-            raise NotApplicable("version='rows' needs a 1×1 kernel at stride 1 without padding")
+            raise NotApplicable("version='pointwise' needs a 1×1 kernel at stride 1 without padding")
         G = groups
-        conv_rows(x5.reshape(B, G, x.shape[1] // G, -1), weight_matrices(w5, G)[None], bias[None],
+        conv_pointwise(x5.reshape(B, G, x.shape[1] // G, -1), weight_matrices(w5, G)[None], bias[None],
                   y5.reshape(B, G, O // G, -1))
+    elif version == "shifted":
+        if not unit_stride:
+            raise NotApplicable("version='shifted' needs stride 1 along H and W")
+        sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
+        conv_shifted(x5, tap_matrices(w5, groups)[None], *w5.shape[3:], bias[None], y5, sd, pd, ph, pw, dd, dh,
+                     dw, shifted_band(y5.shape, groups, w5.shape[4], dw))
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups), bias, y5, *w5.shape[2:], *geometry)
     else:
-        raise ValueError(f"version must be 'auto', 'direct', 'im2col', 'planes' or 'rows', got {version!r}")
+        raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     return y5.reshape((B, O) + tuple(out_size))
 
 
-VERSIONS = ("direct", "im2col", "planes", "rows")
+VERSIONS = ("direct", "im2col", "planes", "pointwise", "shifted")

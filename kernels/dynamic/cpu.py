@@ -32,7 +32,7 @@ Parallel
     im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; slab: one task per (b, g, block
     of ROWS output rows, ow-chunk). Tasks write disjoint parts of y.
     direct: per sample, one task per output row (conv2d's v1); depthwise: per sample, one task per
-    (group, depth) plane set (conv2d's v3); rows: one task per (b, g, chunk of pixels) (conv2d's v4).
+    (group, depth) plane set (conv2d's v3); pointwise: one task per (b, g, chunk of pixels) (conv2d's v4).
 
 Why once per sample and not per (sample, output-channel tile)
     Aggregating inside each task would redo K multiply-adds per kernel weight for every task that uses
@@ -59,8 +59,8 @@ Versions
                     copies need no bounds tests), reusing its patch and tile buffers across the rows.
                     Measured ~1.4× faster than v2 on the ResNet 3×3 layer (one thread, CPU time:
                     15.5 ms vs 22 ms), v2 paying a whole-tensor transpose and a fresh patch per tile.
-    v5 ``rows``     1×1 kernels at stride 1 without padding (ODConv and CondConv on pointwise layers):
-                    conv2d's v4 (kernels/conv/cpu.py ``conv_rows``) with each sample's A[b]: the product
+    v5 ``pointwise``     1×1 kernels at stride 1 without padding (ODConv and CondConv on pointwise layers):
+                    conv2d's v4 (kernels/conv/cpu.py ``conv_pointwise``) with each sample's A[b]: the product
                     y[b, g] = bias_b + A[b, g]·x[b, g] straight on NCHW rows of pixels by ``rows_product``.
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
@@ -83,7 +83,7 @@ from numba import prange
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d
-from ..conv.cpu import TILE_W, conv_direct, conv_planes, conv_rows, im2col_tile, to_channels_last
+from ..conv.cpu import TILE_W, conv_direct, conv_planes, conv_pointwise, im2col_tile, to_channels_last
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -255,13 +255,13 @@ def _resolve(version, groups, in_channels, kernel_size, stride, padding):
     planes = groups == in_channels and tuple(stride) == (1, 1)   # one input channel per group, stride 1
     pointwise = tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
     if version == "auto":
-        return "rows" if pointwise else "depthwise" if planes else "slab"
+        return "pointwise" if pointwise else "depthwise" if planes else "slab"
     if version not in VERSIONS:
         raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     if version == "depthwise" and not planes:
         raise NotApplicable("version='depthwise' needs groups = in_channels and stride 1")
-    if version == "rows" and not pointwise:
-        raise NotApplicable("version='rows' needs a 1×1 kernel at stride 1 without padding")
+    if version == "pointwise" and not pointwise:
+        raise NotApplicable("version='pointwise' needs a 1×1 kernel at stride 1 without padding")
     return version
 
 
@@ -280,8 +280,8 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
     geometry = (*stride, *padding, *dilation)
     if version == "slab":
         conv_per_sample_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
-    elif version == "rows":
-        conv_rows(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
+    elif version == "pointwise":
+        conv_pointwise(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
     elif version == "im2col":
         conv_per_sample(to_channels_last(x5), A, bias, y, KH, KW, *geometry)
     else:
@@ -345,4 +345,4 @@ def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, 
                      out_size, version)
 
 
-VERSIONS = ("direct", "im2col", "depthwise", "slab", "rows")
+VERSIONS = ("direct", "im2col", "depthwise", "slab", "pointwise")

@@ -21,21 +21,18 @@ Cost
     The four convolutions' multiply-adds; the pooling and upsampling are O(input) and O(output) adds.
 
 Parallel
-    v1: one task per output row (b, o, i) of each term.   v2: one task per (image, band of output
-    rows) of each convolution, plus one task per (b, channel) for pooling and for the upsample-add.
+    v1: one task per output row (b, o, i) of each term.   v2: conv2d's tasks (image, band of output
+    rows) for each convolution, plus one task per (b, channel) for pooling and for the upsample-add.
 
 Versions
     v1 ``octave_direct``  each term as formula loops, pooling done inline by averaging the f×f block of
                           every tap it reads: plain, and slow (the block is re-averaged for every tap).
-    v2 ``octave_stacked`` the sub-convolutions as plain stride-1 dense convolutions by bands of rows
-                          (``conv_rows`` of kernels/_cpu_rows.py: per-band im2col + register-blocked
-                          product), called per term rather than fused into one kernel: each term is an
-                          ordinary convolution on its own grid, and a fused kernel would only save the
-                          small pooled inputs and the low-resolution partial sum. (The standard conv
-                          kernel's im2col version of kernels/conv/cpu.py does the same arithmetic, but
-                          writes its patch element by element: on the OctResNet layer conv_rows'
-                          channels-last patch made the whole call ~1.5× faster, 30 → 20 ms per core.)
-                          What is gained instead:
+    v2 ``octave_stacked`` the sub-convolutions as plain stride-1 dense convolutions by the standard
+                          conv2d kernel (kernels/conv/cpu.py: at stride 1 its v5, one row product per
+                          tap over zero-padded wide rows), called per term rather than fused into one
+                          kernel: each term is an ordinary convolution on its own grid, and a fused
+                          kernel would only save the small pooled inputs and the low-resolution partial
+                          sum.  What is gained instead:
                           * terms that land on the same grid are merged into ONE convolution by stacking
                             their inputs along channels and their weights along the input-channel axis
                             (y_l = conv([pool_2(x_h), x_l], [w_hl | w_ll]); at stride 2 also y_h).
@@ -54,11 +51,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR
-from .._cpu_rows import band_height, conv_rows, padded_rows
+from .._cpu_gemm import FASTMATH
+from ..conv.cpu import conv
 from . import TERMS
-
-BAND_PIXELS = 128   # v2: output pixels per product; the patch (pixels × C·KH·KW) stays in L2
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -131,15 +126,11 @@ def add_up2(y, z):
 
 
 def _conv_same(x, w, padding):
-    """conv(x, w) at stride 1 (size-keeping padding) by bands of rows (kernels/_cpu_rows.py)."""
+    """conv(x, w) at stride 1 (size-keeping padding): the standard conv2d kernel (kernels/conv/cpu.py)."""
     B, C, H, W = x.shape
     O, _, KH, KW = w.shape
-    OH, OW = H + 2 * padding[0] - KH + 1, W + 2 * padding[1] - KW + 1
-    y = np.empty((B, O, OH, OW), dtype=x.dtype)
-    band = max(1, min(BAND_PIXELS // OW, band_height(B, OH)))
-    A = padded_rows(np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(O, -1), MR)   # taps ordered (u, v, c)
-    conv_rows(x, A, np.zeros(O, dtype=x.dtype), y, KH, KW, *padding, band)
-    return y
+    out_size = (H + 2 * padding[0] - KH + 1, W + 2 * padding[1] - KW + 1)
+    return conv(x, w, None, stride=(1, 1), padding=tuple(padding), dilation=(1, 1), groups=1, out_size=out_size)
 
 
 def _stacked(inputs, weights, factors, padding):
