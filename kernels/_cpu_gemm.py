@@ -97,58 +97,49 @@ def tile_product(A, P, bias, O):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def rows_product(A, X, shifts, bias, Y, jy, n, init=True):
-    """v3: Y[o, jy + j] = bias[o] + Σ_t Σ_k A[t, o, k]·X[k, shifts[t] + j] for o < Y.shape[0], j < n.
-
-    A (T, ≥ O, K): T weight matrices, each read against X seen from its own column shift — one product
-    (T = 1) for a pointwise convolution, one per tap for a convolution on zero-padded "wide" rows, where
-    tap (kh, kw) is the shift kh·Wp + kw.  X (K, ≥ max shift + n).  init=False adds to Y instead (bias
-    unused).  4 rows of Y × 8 rows of X at a time; the 4 rows of Y stay in L1 while every t and k goes by.
-    X and Y must be C-contiguous whole arrays (their rows are sliced here): a row of a 2-D view with
-    unknown strides does not vectorise (measured 8× slower)."""
-    O, K, T = Y.shape[0], X.shape[0], A.shape[0]
+def rows_product(A, X, jx, bias, Y, jy, n):
+    """v3: Y[o, jy + j] = bias[o] + Σ_k A[o, k]·X[k, jx + j] for o < Y.shape[0], j < n; A (≥ O rows, K),
+    X (K, ≥ jx + n).  4 rows of Y × 8 rows of X at a time.  X and Y must be C-contiguous whole arrays
+    (their rows are sliced here): a row of a 2-D view with unknown strides does not vectorise
+    (measured 8× slower)."""
+    O, K = Y.shape[0], X.shape[0]
     O4, K8 = O - O % 4, K - K % 8
     for o in range(0, O4, 4):
         y0, y1, y2, y3 = Y[o, jy:jy + n], Y[o + 1, jy:jy + n], Y[o + 2, jy:jy + n], Y[o + 3, jy:jy + n]
-        if init:
+        for j in range(n):
+            y0[j], y1[j], y2[j], y3[j] = bias[o], bias[o + 1], bias[o + 2], bias[o + 3]
+        for k in range(0, K8, 8):
+            x0, x1, x2, x3 = X[k, jx:jx + n], X[k + 1, jx:jx + n], X[k + 2, jx:jx + n], X[k + 3, jx:jx + n]
+            x4, x5 = X[k + 4, jx:jx + n], X[k + 5, jx:jx + n]
+            x6, x7 = X[k + 6, jx:jx + n], X[k + 7, jx:jx + n]
+            # the 32 weights of the block as scalars: LLVM keeps them in registers for the whole j loop
+            a00, a01, a02, a03 = A[o, k], A[o, k + 1], A[o, k + 2], A[o, k + 3]
+            a04, a05, a06, a07 = A[o, k + 4], A[o, k + 5], A[o, k + 6], A[o, k + 7]
+            a10, a11, a12, a13 = A[o + 1, k], A[o + 1, k + 1], A[o + 1, k + 2], A[o + 1, k + 3]
+            a14, a15, a16, a17 = A[o + 1, k + 4], A[o + 1, k + 5], A[o + 1, k + 6], A[o + 1, k + 7]
+            a20, a21, a22, a23 = A[o + 2, k], A[o + 2, k + 1], A[o + 2, k + 2], A[o + 2, k + 3]
+            a24, a25, a26, a27 = A[o + 2, k + 4], A[o + 2, k + 5], A[o + 2, k + 6], A[o + 2, k + 7]
+            a30, a31, a32, a33 = A[o + 3, k], A[o + 3, k + 1], A[o + 3, k + 2], A[o + 3, k + 3]
+            a34, a35, a36, a37 = A[o + 3, k + 4], A[o + 3, k + 5], A[o + 3, k + 6], A[o + 3, k + 7]
             for j in range(n):
-                y0[j], y1[j], y2[j], y3[j] = bias[o], bias[o + 1], bias[o + 2], bias[o + 3]
-        for t in range(T):
-            At, jx = A[t], shifts[t]
-            for k in range(0, K8, 8):
-                x0, x1, x2, x3 = X[k, jx:jx + n], X[k + 1, jx:jx + n], X[k + 2, jx:jx + n], X[k + 3, jx:jx + n]
-                x4, x5 = X[k + 4, jx:jx + n], X[k + 5, jx:jx + n]
-                x6, x7 = X[k + 6, jx:jx + n], X[k + 7, jx:jx + n]
-                # the 32 weights of the block as scalars: LLVM keeps them in registers for the j loop
-                a00, a01, a02, a03 = At[o, k], At[o, k + 1], At[o, k + 2], At[o, k + 3]
-                a04, a05, a06, a07 = At[o, k + 4], At[o, k + 5], At[o, k + 6], At[o, k + 7]
-                a10, a11, a12, a13 = At[o + 1, k], At[o + 1, k + 1], At[o + 1, k + 2], At[o + 1, k + 3]
-                a14, a15, a16, a17 = At[o + 1, k + 4], At[o + 1, k + 5], At[o + 1, k + 6], At[o + 1, k + 7]
-                a20, a21, a22, a23 = At[o + 2, k], At[o + 2, k + 1], At[o + 2, k + 2], At[o + 2, k + 3]
-                a24, a25, a26, a27 = At[o + 2, k + 4], At[o + 2, k + 5], At[o + 2, k + 6], At[o + 2, k + 7]
-                a30, a31, a32, a33 = At[o + 3, k], At[o + 3, k + 1], At[o + 3, k + 2], At[o + 3, k + 3]
-                a34, a35, a36, a37 = At[o + 3, k + 4], At[o + 3, k + 5], At[o + 3, k + 6], At[o + 3, k + 7]
-                for j in range(n):
-                    v0, v1, v2, v3, v4, v5, v6, v7 = x0[j], x1[j], x2[j], x3[j], x4[j], x5[j], x6[j], x7[j]
-                    y0[j] += a00 * v0 + a01 * v1 + a02 * v2 + a03 * v3 + a04 * v4 + a05 * v5 + a06 * v6 + a07 * v7
-                    y1[j] += a10 * v0 + a11 * v1 + a12 * v2 + a13 * v3 + a14 * v4 + a15 * v5 + a16 * v6 + a17 * v7
-                    y2[j] += a20 * v0 + a21 * v1 + a22 * v2 + a23 * v3 + a24 * v4 + a25 * v5 + a26 * v6 + a27 * v7
-                    y3[j] += a30 * v0 + a31 * v1 + a32 * v2 + a33 * v3 + a34 * v4 + a35 * v5 + a36 * v6 + a37 * v7
-            for k in range(K8, K):              # input rows left over: one at a time
-                xk = X[k, jx:jx + n]
-                a0, a1, a2, a3 = At[o, k], At[o + 1, k], At[o + 2, k], At[o + 3, k]
-                for j in range(n):
-                    y0[j] += a0 * xk[j]
-                    y1[j] += a1 * xk[j]
-                    y2[j] += a2 * xk[j]
-                    y3[j] += a3 * xk[j]
+                v0, v1, v2, v3, v4, v5, v6, v7 = x0[j], x1[j], x2[j], x3[j], x4[j], x5[j], x6[j], x7[j]
+                y0[j] += a00 * v0 + a01 * v1 + a02 * v2 + a03 * v3 + a04 * v4 + a05 * v5 + a06 * v6 + a07 * v7
+                y1[j] += a10 * v0 + a11 * v1 + a12 * v2 + a13 * v3 + a14 * v4 + a15 * v5 + a16 * v6 + a17 * v7
+                y2[j] += a20 * v0 + a21 * v1 + a22 * v2 + a23 * v3 + a24 * v4 + a25 * v5 + a26 * v6 + a27 * v7
+                y3[j] += a30 * v0 + a31 * v1 + a32 * v2 + a33 * v3 + a34 * v4 + a35 * v5 + a36 * v6 + a37 * v7
+        for k in range(K8, K):                  # input rows left over: one at a time
+            xk = X[k, jx:jx + n]
+            a0, a1, a2, a3 = A[o, k], A[o + 1, k], A[o + 2, k], A[o + 3, k]
+            for j in range(n):
+                y0[j] += a0 * xk[j]
+                y1[j] += a1 * xk[j]
+                y2[j] += a2 * xk[j]
+                y3[j] += a3 * xk[j]
     for o in range(O4, O):                      # output rows left over: one at a time
         yo = Y[o, jy:jy + n]
-        if init:
+        for j in range(n):
+            yo[j] = bias[o]
+        for k in range(K):
+            xk, a = X[k, jx:jx + n], A[o, k]
             for j in range(n):
-                yo[j] = bias[o]
-        for t in range(T):
-            for k in range(K):
-                xk, a = X[k, shifts[t]:shifts[t] + n], A[t, o, k]
-                for j in range(n):
-                    yo[j] += a * xk[j]
+                yo[j] += a * xk[j]

@@ -22,8 +22,8 @@ Cost
 
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, ow-chunk).
-    v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).   v5: one task per (b, g, od,
-    band of output rows).
+    v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).   v5: one task per (b, g, block
+    of SLAB_ROWS output rows, chunk of SLAB_W columns).
     Tasks write disjoint parts of y: no two threads write one element.
 
 Versions
@@ -54,19 +54,17 @@ Versions
                          for a 1×1 kernel the patch is x itself, and the copy cost as much as the product
                          (256→64 at 56×56, batch 8: 5.0 ms to make x channels-last, 5.6 ms for v2's
                          product, 4.2 ms for all of v4).
-    v5 ``conv_shifted``  stride 1 in H and W, any kernel: v3's "wide" padded rows, with the product of v4.
-                         A task copies the rows its band of outputs reads, zero-padded, into
-                         xp[c, i·Wp + j] (Wp = OW + (KW−1)·dw, so each row has the padding columns the
-                         taps need); tap (kh, kw) then reads xp shifted by kh·dh·Wp + kw·dw, and the band's
-                         outputs (rows Wp wide, the last Wp − OW columns junk, dropped) are
-                         Yw = bias + Σ_taps At[tap]·xp[:, shift(tap):], one ``rows_product`` over all taps
-                         with At[tap] the (Og, Cg) weight matrix of that tap.  No im2col patch (each input
-                         value is copied once, not KH·KW times) and no channels-last transpose; the price
-                         is the junk columns ((KW−1)·dw per row: 4% on a 56-wide 3×3 layer).
-                         Measured on the ResNet 3×3 layer, timed in turns with v2: 0.6–0.8 of v2's time;
-                         dilated 2 on 28×28 alike.
-    ``conv`` picks v4 for pointwise layers; at stride 1, v3 when each output sums fewer than
-    PLANES_MAX_TERMS terms (Cg·KD·KH·KW) and v5 otherwise; v2 at other strides.
+    v5 ``conv_slab``     conv1d and conv2d, any stride: as v2, but a task owns SLAB_ROWS output rows × up to
+                         SLAB_W columns and first transposes only the input rows they read into a
+                         channels-last slab S[row, col, c] (padding included, so the patch copies need no
+                         bounds tests), reusing its patch and tile buffers across its rows.  Measured on
+                         the ResNet 3×3 layer, one thread, CPU time, the versions in turns: 16 ms vs 21–22
+                         for v2, which pays a whole-tensor transpose and a fresh patch per tile.  (The
+                         kernels of input-dependent weights call it with each sample's own weights.)
+    ``conv`` picks v4 for pointwise layers; v3 at stride 1 when each output sums fewer than
+    PLANES_MAX_TERMS terms (Cg·KD·KH·KW); else v5 for conv1d and conv2d, v2 for conv3d.
+    Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
+    v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
 
 Caveats
     Accumulation is in the input dtype, like torch's CPU kernels. v2 sums in a different order than v1
@@ -77,8 +75,7 @@ import numpy as np
 from numba import prange
 
 from .. import NotApplicable
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
-from .._cpu_rows import band_height
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_matmul, tile_product
 from .._index import as_3d, pad3, valid_outputs
 
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -86,8 +83,6 @@ valid_outputs_jit = numba.njit(valid_outputs)
 TILE_W = 96     # most output pixels per v2 tile: rows up to 96 wide are one tile (P = 96 × K stays in L2);
                 # wider rows are cut into equal chunks (a row of 56 as 48 + 8 was measured 15% slower)
 PLANES_MAX_TERMS = 64   # below this many terms per output (Cg·KD·KH·KW), v3 beats the matrix product
-SHIFTED_PIX = 4096      # most "wide" output pixels (rows × padded width) per v5 task; a whole 56×56 plane
-                        # (3248) ran 10–20% faster than bands of 8 rows (fewer passes over the weights)
 POINTWISE_PIX = 512     # most pixels per v4 task: 4 output rows of 512 stay in L1, Cg input rows in L2
                         # (measured: 256 and 768 ran 10–30% slower on the 56×56 ResNet layers)
 
@@ -282,64 +277,76 @@ def conv_pointwise(x, A, bias, y):
         g = task // n_chunks % G
         b = task // (n_chunks * G)
         bw = b if A.shape[0] > 1 else 0             # whose weights: the sample's, or the shared ones
-        rows_product(A[bw, g:g + 1], x[b, g], np.full(1, j0), bias[bw, g * Og:(g + 1) * Og], y[b, g], j0,
-                     min(chunk, S - j0))
+        rows_product(A[bw, g], x[b, g], j0, bias[bw, g * Og:(g + 1) * Og], y[b, g], j0, min(chunk, S - j0))
 
 
 # ----------------------------------------------------------------------------------------------------
-# v5: stride 1 in H and W: one row product per tap over shifted windows of zero-padded "wide" rows
+# v5: channels-last slab per block of output rows, then contiguous patch runs (1-d and 2-d)
 # ----------------------------------------------------------------------------------------------------
+SLAB_ROWS = 8   # output rows per v5 task: neighbouring rows' taps read the same slab rows
+SLAB_W = 64     # output columns per v5 task (one chunk for rows up to 64 wide; ~15% faster than 4 × 48 here)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def channels_last_slab(x, b, c0, Cg, ih0, n_rows, iw0, n_cols):
+    """S[r, col, c] = x[b, c0 + c, ih0 + r, iw0 + col], zero outside the image (the padding)."""
+    _, _, H, W = x.shape
+    S = np.zeros((n_rows, n_cols, Cg), dtype=x.dtype)
+    lo, hi = max(0, -iw0), min(n_cols, W - iw0)
+    for c in range(Cg):
+        for r in range(n_rows):
+            ih = ih0 + r
+            if 0 <= ih < H:
+                x_row = x[b, c0 + c, ih]
+                for col in range(lo, hi):
+                    S[r, col, c] = x_row[iw0 + col]
+    return S
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_shifted(x, At, KH, KW, bias, y, sd, pd, ph, pw, dd, dh, dw, band):
-    """At (BA, G, KD, KH·KW, Og, Cg): the weight tap by tap (``tap_matrices``) and bias (BA, O), with
-    BA = 1 (one weight for the batch) or B (each sample its own); a task owns `band` output rows of
-    one (b, g, od)."""
-    B, C, D, H, W = x.shape
-    _, G, KD, _, Og, Cg = At.shape
-    _, O, OD, OH, OW = y.shape
-    Wp = OW + (KW - 1) * dw                 # a padded row: every tap of every output column inside
-    shifts = np.empty(KH * KW, dtype=np.int64)
-    for kh in range(KH):
-        for kw in range(KW):
-            shifts[kh * KW + kw] = kh * dh * Wp + kw * dw
-    n_bands = (OH + band - 1) // band
-    for task in prange(B * G * OD * n_bands):
-        oh0 = task % n_bands * band
-        od = task // n_bands % OD
-        g = task // (n_bands * OD) % G
-        b = task // (n_bands * OD * G)
-        bw = b if At.shape[0] > 1 else 0    # whose weights: the sample's, or the shared ones
-        R = min(band, OH - oh0)
-        n = R * Wp                          # output values per row of Yw: R wide rows
-        # Yw[o, r·Wp + j] = output (g·Og + o, od, oh0 + r, j) for j < OW; columns j ≥ OW are junk
-        Yw = np.empty((Og, n), dtype=x.dtype)
-        for o in range(Og):
-            Yw[o, :] = bias[bw, g * Og + o]
-        # xp[c, i·Wp + j] = x[b, g·Cg + c, i_d, oh0 − ph + i, j − pw], zero outside the image: the rows
-        # the band reads, padded; one zero row more keeps the last tap's reads (junk columns) inside
-        rows = R + (KH - 1) * dh + 1
-        xp = np.zeros((Cg, rows * Wp), dtype=x.dtype)
-        iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
-        for kd in range(KD):
-            i_d = od * sd - pd + kd * dd
-            if i_d < 0 or i_d >= D:
-                continue
-            for c in range(Cg):
-                for i in range(rows):
-                    ih = oh0 - ph + i
-                    if 0 <= ih < H:
-                        # speed: 1-D slices and a loop from 0 (see conv_planes)
-                        src = x[b, g * Cg + c, i_d, ih, iw_lo:iw_hi]
-                        dst = xp[c, i * Wp + pw + iw_lo:i * Wp + pw + iw_hi]
-                        for j in range(iw_hi - iw_lo):
-                            dst[j] = src[j]
-            # Yw += Σ_taps At[g, kd, tap]·xp[:, shift(tap):]
-            rows_product(At[bw, g, kd], xp, shifts, bias[bw], Yw, 0, n, False)
-        for o in range(Og):
-            for r in range(R):
-                y_row, yw_row = y[b, g * Og + o, od, oh0 + r], Yw[o, r * Wp:r * Wp + OW]
-                for j in range(OW):
-                    y_row[j] = yw_row[j]
+def conv_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
+    """v5: as v2, the patch built from a channels-last slab of the rows a task reads. x (B, C, H, W),
+    y (B, O, OH, OW); A (BA, G, Og rounded up to MR, K) with taps in (kh, kw, c) order
+    (``weight_matrices``) and bias (BA, O), BA = 1 (one weight for the batch) or B (each sample its own)."""
+    B, C, H, W = x.shape
+    G, Og_pad, K = A.shape[1], A.shape[2], A.shape[3]
+    _, O, OH, OW = y.shape
+    Cg, Og = C // G, O // G
+    n_blocks = (OH + SLAB_ROWS - 1) // SLAB_ROWS
+    n_chunks = (OW + SLAB_W - 1) // SLAB_W
+    for task in prange(B * G * n_blocks * n_chunks):
+        # the task: output rows oh0 .. oh1, columns ow0 .. ow0+N of sample b, the channels of group g
+        chunk = task % n_chunks
+        block = task // n_chunks % n_blocks
+        g = task // (n_chunks * n_blocks) % G
+        b = task // (n_chunks * n_blocks * G)
+        bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
+        oh0, ow0 = block * SLAB_ROWS, chunk * SLAB_W
+        oh1, N = min(OH, oh0 + SLAB_ROWS), min(SLAB_W, OW - ow0)
+
+        # 1. the input these outputs read, channels last: each input value is transposed once per
+        #    task instead of once per tap (speed: the copies below are then runs of Cg contiguous values)
+        S = channels_last_slab(x, b, g * Cg, Cg, oh0 * sh - ph, (oh1 - 1 - oh0) * sh + (KH - 1) * dh + 1,
+                               ow0 * sw - pw, (N - 1) * sw + (KW - 1) * dw + 1)
+        P = np.zeros((round_up(N, NR), K), dtype=x.dtype)        # rows past N stay zero
+        T = np.empty((Og_pad, P.shape[0]), dtype=x.dtype)
+        for oh in range(oh0, oh1):
+            # 2. the patch of row oh: P[n, (kh·KW + kw)·Cg + c] = S[(oh − oh0)·sh + kh·dh, n·sw + kw·dw, c]
+            for n in range(N):
+                for kh in range(KH):
+                    for kw in range(KW):
+                        src = S[(oh - oh0) * sh + kh * dh, n * sw + kw * dw]
+                        base = (kh * KW + kw) * Cg
+                        for c in range(Cg):
+                            P[n, base + c] = src[c]
+            # 3. T = bias + A[b, g]·Pᵀ, then its real rows and columns to y
+            T[:] = 0
+            for q in range(Og):
+                T[q, :] = bias[bw, g * Og + q]
+            tile_matmul(A[bw, g], P, T)
+            for q in range(Og):
+                for n in range(N):
+                    y[b, g * Og + q, oh, ow0 + n] = T[q, n]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -355,27 +362,13 @@ def weight_matrices(w5, groups):
     return A
 
 
-def tap_matrices(w5, groups):
-    """w (O, Cg, KD, KH, KW) -> At (G, KD, KH·KW, Og, Cg): for each group, depth tap and (kh, kw) tap, the
-    (Og, Cg) matrix that multiplies the input rows shifted by that tap (v5)."""
-    O, Cg, KD, KH, KW = w5.shape
-    return np.ascontiguousarray(w5.reshape(groups, O // groups, Cg, KD, KH * KW).transpose(0, 3, 4, 1, 2))
-
-
-def shifted_band(y_shape, groups, KW, dw):
-    """Output rows per v5 task: as tall as SHIFTED_PIX wide pixels allow, and short enough that every
-    thread gets at least two tasks."""
-    B, _, OD, OH, OW = y_shape
-    return min(band_height(B * groups * OD, OH), max(1, SHIFTED_PIX // (OW + (KW - 1) * dw)))
-
-
 def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
-    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4),
-    "shifted" (v5, stride 1 in H and W) or "auto" (v4 for pointwise layers; at stride 1, v3 when
-    each output sums fewer than PLANES_MAX_TERMS terms — too short a sum for the matrix product to pay —
-    else v5; v2 at other strides).
+    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4), "slab"
+    (v5, conv1d and conv2d) or "auto" (v4 for pointwise layers; v3 at stride 1 when each output sums
+    fewer than PLANES_MAX_TERMS terms — too short a sum for the matrix product to pay; else v5, or v2
+    for conv3d).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -388,10 +381,10 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     if version == "auto":
         if pointwise:
             version = "pointwise"
-        elif unit_stride:
-            version = "planes" if w[0].size < PLANES_MAX_TERMS else "shifted"
+        elif unit_stride and w[0].size < PLANES_MAX_TERMS:
+            version = "planes"
         else:
-            version = "im2col"
+            version = "slab" if nd < 3 else "im2col"
     if version == "direct":
         conv_direct(x5, w5, bias, y5, *geometry)
     elif version == "planes":
@@ -405,12 +398,13 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         G = groups
         conv_pointwise(x5.reshape(B, G, x.shape[1] // G, -1), weight_matrices(w5, G)[None], bias[None],
                   y5.reshape(B, G, O // G, -1))
-    elif version == "shifted":
-        if not unit_stride:
-            raise NotApplicable("version='shifted' needs stride 1 along H and W")
+    elif version == "slab":
+        if nd == 3:
+            raise NotApplicable("version='slab' is for conv1d and conv2d")
         sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
-        conv_shifted(x5, tap_matrices(w5, groups)[None], *w5.shape[3:], bias[None], y5, sd, pd, ph, pw, dd, dh,
-                     dw, shifted_band(y5.shape, groups, w5.shape[4], dw))
+        (C, H, W), (OH, OW) = x5.shape[1:2] + x5.shape[3:], y5.shape[3:]
+        conv_slab(x5.reshape(B, C, H, W), weight_matrices(w5, groups)[None], bias[None], y5.reshape(B, O, OH, OW),
+                  *w5.shape[3:], sh, sw, ph, pw, dh, dw)
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups), bias, y5, *w5.shape[2:], *geometry)
     else:
@@ -418,4 +412,4 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     return y5.reshape((B, O) + tuple(out_size))
 
 
-VERSIONS = ("direct", "im2col", "planes", "pointwise", "shifted")
+VERSIONS = ("direct", "im2col", "planes", "pointwise", "slab")

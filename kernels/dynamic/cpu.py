@@ -32,7 +32,8 @@ Parallel
     im2col: one task per tile (b, g, oh, ow-chunk), as conv2d's v2; slab: one task per (b, g, block
     of ROWS output rows, ow-chunk). Tasks write disjoint parts of y.
     direct: per sample, one task per output row (conv2d's v1); depthwise: per sample, one task per
-    (group, depth) plane set (conv2d's v3); pointwise: one task per (b, g, chunk of pixels) (conv2d's v4).
+    (group, depth) plane set (conv2d's v3); pointwise: one task per (b, g, chunk of pixels) (conv2d's
+    v4).
 
 Why once per sample and not per (sample, output-channel tile)
     Aggregating inside each task would redo K multiply-adds per kernel weight for every task that uses
@@ -54,14 +55,16 @@ Versions
                     GEMM would reduce over only kh·kw taps with 1 useful row in 4, so each sample instead
                     runs conv2d's plane kernel (kernels/conv/cpu.py ``conv_planes``: each tap one long
                     shifted update of a zero-padded plane, SIMD) with its aggregated kernel.
-    v4 ``slab``     like v2, but each task owns ROWS output rows and first transposes only the input rows
+    v4 ``slab``     conv2d's v5 (kernels/conv/cpu.py ``conv_slab``) with each sample's A[b]: like v2,
+                    but each task owns SLAB_ROWS output rows and first transposes only the input rows
                     they read into a channels-last slab S[row, col, c] (padding included, so the patch
                     copies need no bounds tests), reusing its patch and tile buffers across the rows.
                     Measured ~1.4× faster than v2 on the ResNet 3×3 layer (one thread, CPU time:
                     15.5 ms vs 22 ms), v2 paying a whole-tensor transpose and a fresh patch per tile.
-    v5 ``pointwise``     1×1 kernels at stride 1 without padding (ODConv and CondConv on pointwise layers):
-                    conv2d's v4 (kernels/conv/cpu.py ``conv_pointwise``) with each sample's A[b]: the product
-                    y[b, g] = bias_b + A[b, g]·x[b, g] straight on NCHW rows of pixels by ``rows_product``.
+    v5 ``pointwise`` 1×1 kernels at stride 1 without padding (ODConv and CondConv on pointwise layers):
+                    conv2d's v4 (kernels/conv/cpu.py ``conv_pointwise``) with each sample's A[b]: the
+                    product y[b, g] = bias_b + A[b, g]·x[b, g] straight on NCHW rows of pixels by
+                    ``rows_product``.
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
     ``auto`` is v5 for pointwise layers, v3 when it applies, else v4.
@@ -83,7 +86,7 @@ from numba import prange
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d
-from ..conv.cpu import TILE_W, conv_direct, conv_planes, conv_pointwise, im2col_tile, to_channels_last
+from ..conv.cpu import TILE_W, conv_direct, conv_planes, conv_pointwise, conv_slab, im2col_tile, to_channels_last
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -176,72 +179,6 @@ def conv_per_sample(x_cl, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
 
 
 # ----------------------------------------------------------------------------------------------------
-# v4: channels-last slab per block of output rows, then contiguous patch runs
-# ----------------------------------------------------------------------------------------------------
-ROWS = 8        # output rows per v4 task: neighbouring rows' taps read the same slab rows
-SLAB_W = 64     # output columns per v4 task (one chunk for rows up to 64 wide; ~15% faster than 4 × 48 here)
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
-def channels_last_slab(x, b, c0, Cg, ih0, n_rows, iw0, n_cols):
-    """S[r, col, c] = x[b, c0 + c, ih0 + r, iw0 + col], zero outside the image (the padding)."""
-    _, _, H, W = x.shape
-    S = np.zeros((n_rows, n_cols, Cg), dtype=x.dtype)
-    lo, hi = max(0, -iw0), min(n_cols, W - iw0)
-    for c in range(Cg):
-        for r in range(n_rows):
-            ih = ih0 + r
-            if 0 <= ih < H:
-                x_row = x[b, c0 + c, ih]
-                for col in range(lo, hi):
-                    S[r, col, c] = x_row[iw0 + col]
-    return S
-
-
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_per_sample_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
-    """v4: as v2, with A's taps in (kh, kw, c) order and the patch built from a channels-last slab."""
-    B, C, H, W = x.shape
-    G, Og_pad, K = A.shape[1], A.shape[2], A.shape[3]
-    _, O, OH, OW = y.shape
-    Cg, Og = C // G, O // G
-    n_blocks = (OH + ROWS - 1) // ROWS
-    n_chunks = (OW + SLAB_W - 1) // SLAB_W
-    for task in prange(B * G * n_blocks * n_chunks):
-        # the task: output rows oh0 .. oh1, columns ow0 .. ow0+N of sample b, the channels of group g
-        chunk = task % n_chunks
-        block = task // n_chunks % n_blocks
-        g = task // (n_chunks * n_blocks) % G
-        b = task // (n_chunks * n_blocks * G)
-        oh0, ow0 = block * ROWS, chunk * SLAB_W
-        oh1, N = min(OH, oh0 + ROWS), min(SLAB_W, OW - ow0)
-
-        # 1. the input these outputs read, channels last: each input value is transposed once per
-        #    task instead of once per tap (speed: the copies below are then runs of Cg contiguous values)
-        S = channels_last_slab(x, b, g * Cg, Cg, oh0 * sh - ph, (oh1 - 1 - oh0) * sh + (KH - 1) * dh + 1,
-                               ow0 * sw - pw, (N - 1) * sw + (KW - 1) * dw + 1)
-        P = np.zeros((round_up(N, NR), K), dtype=x.dtype)        # rows past N stay zero
-        T = np.empty((Og_pad, P.shape[0]), dtype=x.dtype)
-        for oh in range(oh0, oh1):
-            # 2. the patch of row oh: P[n, (kh·KW + kw)·Cg + c] = S[(oh − oh0)·sh + kh·dh, n·sw + kw·dw, c]
-            for n in range(N):
-                for kh in range(KH):
-                    for kw in range(KW):
-                        src = S[(oh - oh0) * sh + kh * dh, n * sw + kw * dw]
-                        base = (kh * KW + kw) * Cg
-                        for c in range(Cg):
-                            P[n, base + c] = src[c]
-            # 3. T = bias + A[b, g]·Pᵀ, then its real rows and columns to y
-            T[:] = 0
-            for q in range(Og):
-                T[q, :] = bias[b, g * Og + q]
-            tile_matmul(A[b, g], P, T)
-            for q in range(Og):
-                for n in range(N):
-                    y[b, g * Og + q, oh, ow0 + n] = T[q, n]
-
-
-# ----------------------------------------------------------------------------------------------------
 # The wrappers fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def _matrices(batch, groups, out_channels, taps, dtype):
@@ -252,8 +189,9 @@ def _matrices(batch, groups, out_channels, taps, dtype):
 
 def _resolve(version, groups, in_channels, kernel_size, stride, padding):
     """The version to run ("auto": v5 for pointwise layers, v3 for depthwise at unit stride, else v4)."""
-    planes = groups == in_channels and tuple(stride) == (1, 1)   # one input channel per group, stride 1
-    pointwise = tuple(kernel_size) == (1, 1) and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+    unit_stride = tuple(stride) == (1, 1)
+    planes = groups == in_channels and unit_stride                  # one input channel per group, stride 1
+    pointwise = tuple(kernel_size) == (1, 1) and unit_stride and tuple(padding) == (0, 0)
     if version == "auto":
         return "pointwise" if pointwise else "depthwise" if planes else "slab"
     if version not in VERSIONS:
@@ -279,7 +217,7 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
     x5 = as_3d(x, 2)
     geometry = (*stride, *padding, *dilation)
     if version == "slab":
-        conv_per_sample_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
+        conv_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
     elif version == "pointwise":
         conv_pointwise(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
     elif version == "im2col":

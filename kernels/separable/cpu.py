@@ -144,7 +144,6 @@ def separable_fused(x, w, A, bias, y, sh, sw, ph, pwd, dh, dw, band):
     XPW = max(W + pwd, (OW - 1) * sw + (KW - 1) * dw + 1)  # padded row: every tap of every output inside
     wide = sh == 1 and sw == 1
     RW = XPW if wide else OW        # row pitch of D: "wide" rows keep XPW − OW junk columns (dropped)
-    A_one, no_shift = A.reshape(1, O, Cmid), np.zeros(1, dtype=np.int64)   # one product, unshifted
     for task in prange(B * n_bands):
         b = task // n_bands
         oh0 = task % n_bands * band
@@ -176,7 +175,7 @@ def separable_fused(x, w, A, bias, y, sh, sw, ph, pwd, dh, dw, band):
         # 2. pointwise on the band: T[o, n] = bias[o] + Σ_c A[o, c]·D[c, n] (rows of D are pixels, so
         #    ``rows_product`` needs no transpose), then the only write to memory: T's real columns into y
         T = np.empty((O, R * RW), dtype=x.dtype)
-        rows_product(A_one, D, no_shift, bias, T, 0, R * RW)
+        rows_product(A, D, 0, bias, T, 0, R * RW)
         for o in range(O):
             for r in range(R):
                 y[b, o, oh0 + r, :] = T[o, r * RW:r * RW + OW]
