@@ -133,19 +133,24 @@ def median_time(fn: Callable, repeat: int = 5, min_time: float = 0.0) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(fns: dict, repeat: int = 5) -> dict:
-    """Median seconds of each function, the calls taken in turns (a, b, a, b, ...) after one warm-up
-    call each (which pays any compilation).  Why in turns: on a shared machine speed drifts for seconds
-    at a time; alternating puts every backend into the same stretches, so the ratio holds even when the
-    absolute times move (timed one after the other, a ratio on this VM swung by 2×)."""
-    for fn in fns.values():
-        fn()
+def interleaved_medians(fns: dict, repeat: int = 5, block: int = 3) -> dict:
+    """Median seconds of each function over ``repeat`` timed calls, the backends taking turns by blocks
+    (a, a, a, b, b, b, a, ...), each block opened by one untimed call.
+
+    Why in turns: on a shared machine speed drifts for seconds at a time; alternating puts every backend
+    into the same stretches, so the ratio holds even when the absolute times move (timed one after the
+    other, a ratio on this VM swung by 2×).  Why blocks with an untimed first call: numba's and torch's
+    OpenMP runtimes are separate thread pools whose threads keep spinning for a moment after a parallel
+    region; on 2 cores, a call that follows the other backend's call competes with those spinning
+    threads (numba measured 12 ms right after each torch call, 4.5 ms otherwise)."""
     times = {name: [] for name in fns}
-    for _ in range(repeat):
+    while any(len(t) < repeat for t in times.values()):
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            fn()                                        # untimed: the other pool's threads settle
+            for _ in range(min(block, repeat - len(times[name]))):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 

@@ -21,6 +21,7 @@ Cost
 
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, phase, chunk).
+    v3: one task per (b, g, input depth, band of input rows).
     Gathering means every task writes only its own outputs: no scatter, no atomics, no races.
 
 Versions
@@ -39,6 +40,17 @@ Versions
                           Compared with convolving a zero-inserted input, this skips the (1 − 1/s) share
                           of multiply-adds whose input would be an inserted zero, per axis.
 
+    v3 ``conv_transpose_blocks``  kernel = stride on every axis, no padding, dilation 1 (the U-Net and
+                          V-Net 2×2 "up-convolutions"): the output splits into disjoint KD×KH×KW blocks,
+                          one per input pixel, and output (i·s + k) of channel o is
+                          bias[o] + Σ_c x[b, c, i]·w[c, o, k] — for each tap k, a pointwise (1×1)
+                          product of the input with the (Og, Cg) matrix w[:, :, k]ᵀ.  Each task takes a
+                          run of input pixels straight from NCHW (rows of pixels, no patch, no
+                          channels-last copy), forms the product per tap with ``rows_product`` (the
+                          axpy form of kernels/_cpu_gemm.py) into a small buffer Z, and writes Z into its
+                          block positions (stride-s stores).
+    ``conv_transpose`` picks v3 when it applies, else v2.
+
 Caveats
     Accumulation in the input dtype; v2 sums in another order than v1 (agrees to rounding).
 """
@@ -46,14 +58,17 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_product
+from .. import NotApplicable
+from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
+from .._cpu_rows import band_height
 from .._index import as_3d, pad3, transposed_source, valid_outputs
 from ..conv.cpu import to_channels_last
 
 source_jit = numba.njit(transposed_source)
 valid_outputs_jit = numba.njit(valid_outputs)
 
-TILE_W = 48     # output columns (of one phase) per v2 tile
+TILE_W = 48         # output columns (of one phase) per v2 tile
+BLOCKS_PIX = 512    # most input pixels (whole rows) per v3 task: the length of the product's rows
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -180,12 +195,49 @@ def conv_transpose_phases(x_cl, A, taps_d, taps_h, taps_w, bias, y, sd, sh, sw, 
 
 
 # ----------------------------------------------------------------------------------------------------
+# v3: kernel = stride, no padding: one pointwise product per tap, written into disjoint blocks
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_transpose_blocks(x, A, bias, y, D, H, W, band):
+    """x (B, G, Cg, D·H·W): the input with each channel as one row of pixels; A (G, KD, KH, KW, Og, Cg):
+    A[g, kd, kh, kw] = w[g·Cg + c, o', kd, kh, kw] as an (Og, Cg) matrix; y (B, O, D·KD, H·KH, W·KW).
+    A task owns `band` input rows of one (b, g, input depth i_d)."""
+    B, G, Cg, _ = x.shape
+    _, KD, KH, KW, Og, _ = A.shape
+    n_bands = (H + band - 1) // band
+    for task in prange(B * G * D * n_bands):
+        h0 = task % n_bands * band
+        i_d = task // n_bands % D
+        g = task // (n_bands * D) % G
+        b = task // (n_bands * D * G)
+        R = min(band, H - h0)
+        n = R * W
+        j0 = (i_d * H + h0) * W                 # the task's first input pixel in the rows of x[b, g]
+        Z = np.empty((KW, Og, n), dtype=x.dtype)
+        for kd in range(KD):
+            for kh in range(KH):
+                # Z[kw, o', r·W + iw] = bias + Σ_c w[g·Cg + c, o', kd, kh, kw]·x[b, g·Cg + c, i_d, h0 + r, iw]
+                for kw in range(KW):
+                    rows_product(A[g, kd, kh, kw], x[b, g], j0, bias[g * Og:(g + 1) * Og], Z[kw], 0, n)
+                # ... is output (i_d·KD + kd, (h0 + r)·KH + kh, iw·KW + kw) of channel g·Og + o'
+                for o in range(Og):
+                    for r in range(R):
+                        y_row = y[b, g * Og + o, i_d * KD + kd, (h0 + r) * KH + kh]
+                        for kw in range(KW):
+                            # speed: 1-D views (indexing Z and y in 3-D and 5-D here ran 3× slower)
+                            z_part, y_part = Z[kw, o, r * W:(r + 1) * W], y_row[kw::KW]
+                            for iw in range(W):
+                                y_part[iw] = z_part[iw]
+
+
+# ----------------------------------------------------------------------------------------------------
 # The wrapper fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y = conv_transpose{nd}d(x, w, bias); output_padding is already in ``out_size`` (from the plan).
 
-    version: "direct" (v1), "phases" (v2) or "auto" (= "phases").
+    version: "direct" (v1), "phases" (v2), "blocks" (v3: kernel = stride, no padding, dilation 1) or
+    "auto" (v3 when it applies, else v2).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -193,15 +245,29 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     y5 = np.empty((B, O) + pad3(out_size, nd, 1), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     geometry = pad3(stride, nd, 1) + pad3(padding, nd, 0) + pad3(dilation, nd, 1)
+    kernel, strides = w5.shape[2:], geometry[:3]
+    blocks = kernel == strides and geometry[3:] == (0, 0, 0, 1, 1, 1) and y5.shape[2:] == tuple(
+        i * k for i, k in zip(x5.shape[2:], kernel))          # disjoint blocks tiling the whole output
+    if version == "auto":
+        version = "blocks" if blocks else "phases"
     if version == "direct":
         conv_transpose_direct(x5, w5, bias, y5, *geometry)
-    elif version in ("auto", "phases"):
+    elif version == "blocks":
+        if not blocks:
+            raise NotApplicable("version='blocks' needs kernel = stride, no padding, dilation 1 and no "
+                                "output_padding")
+        C, (D, H, W) = x5.shape[1], x5.shape[2:]
+        Cg, Og = C // groups, w5.shape[1]
+        A = np.ascontiguousarray(w5.reshape(groups, Cg, Og, *kernel).transpose(0, 3, 4, 5, 2, 1))
+        band = min(band_height(B * groups * D, H), max(1, BLOCKS_PIX // W))
+        conv_transpose_blocks(x5.reshape(B, groups, Cg, -1), A, bias, y5, D, H, W, band)
+    elif version == "phases":
         taps = [phase_taps(k, s, p, d) for k, s, p, d in zip(w5.shape[2:], *np.reshape(geometry, (3, 3)))]
         A = phase_weights(w5, groups, *taps)
         conv_transpose_phases(to_channels_last(x5), A, *taps, bias, y5, *geometry)
     else:
-        raise ValueError(f"version must be 'auto', 'direct' or 'phases', got {version!r}")
+        raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     return y5.reshape((B, O) + tuple(out_size))
 
 
-VERSIONS = ("direct", "phases")
+VERSIONS = ("direct", "phases", "blocks")
