@@ -163,16 +163,19 @@ def cmd_bench(args) -> int:
         return 2
     backends = (args.backend, "torch")
     layers = [layer for layer in bench.LAYERS if args.kinds is None or layer.kind in args.kinds]
-    progress = Progress(len(layers))
+    progress = Progress(len(layers) * args.runs)
     start = time.perf_counter()
     rows = bench.table(args.kinds, backends, repeat=args.repeat, progress=lambda layer: progress.step(layer.id),
-                       dtype=args.dtype)
+                       dtype=args.dtype, runs=args.runs)
     progress.close()
     for row in rows:
         row.pop("shape")
         row[f"{args.backend}/torch"] = row.pop("ratio")
+        if "ratio range" in row:
+            row["range"] = row.pop("ratio range")
     print(format_table(rows))
-    print(f"\nmedian of {args.repeat} runs each after a warm-up, {args.dtype}, batch {bench.BATCH}; "
+    passes = f"; medians of {args.runs} passes over the list, range = lowest–highest ratio" if args.runs > 1 else ""
+    print(f"\nmedian of {args.repeat} runs each after a warm-up, {args.dtype}, batch {bench.BATCH}{passes}; "
           f"ratio < 1 means fastconv is faster. ({time.perf_counter() - start:.0f} s)")
     if args.plot:
         from .pictures import plot_bench
@@ -216,6 +219,8 @@ def main(argv=None) -> int:
     b.add_argument("--dtype", choices=[*bench.GPU_DTYPES, "float64"], default="float32",
                    help="float32 or float64 for numba; float32, tf32, float16 or bfloat16 for triton")
     b.add_argument("--repeat", type=int, default=5, help="timed runs per backend (median)")
+    b.add_argument("--runs", type=int, default=1,
+                   help="passes over the whole list: the table shows per-layer medians and the ratio's range")
     b.add_argument("--plot", metavar="FILE.png", help="also draw the ratio per layer as a bar chart (matplotlib)")
     e = sub.add_parser("explain", help="formula, shapes, cost and size rules, source and kernel of one kind")
     e.add_argument("kind", choices=list(SPECS), metavar="KIND")

@@ -163,11 +163,31 @@ def gpu_time(fn: Callable) -> float:
 
 
 def table(kinds=None, backends=("numba", "torch"), repeat: int = 5, progress=None,
-          dtype: str = "float32") -> list[dict]:
+          dtype: str = "float32", runs: int = 1) -> list[dict]:
     """Rows of (kind, layer, shape, milliseconds per backend, ratio first/last backend).
 
     With "triton" among the backends the torch baseline runs on the GPU too, and ``dtype`` may be
-    any of GPU_DTYPES; GPU times come from CUDA events (``gpu_time``)."""
+    any of GPU_DTYPES; GPU times come from CUDA events (``gpu_time``).
+    runs > 1 times the whole list that many times, one pass after the other, and reports per layer the
+    median milliseconds, the median ratio and its range ("ratio range"): on a shared machine a single
+    pass can catch one backend in a slow stretch that lasts the whole layer."""
+    passes = [_table_once(kinds, backends, repeat, progress, dtype) for _ in range(runs)]
+    if runs == 1:
+        return passes[0]
+    rows = []
+    for i, first in enumerate(passes[0]):
+        same = [p[i] for p in passes]
+        ratios = sorted(r["ratio"] for r in same)
+        row = {**first, **{f"{b} ms": statistics.median(r[f"{b} ms"] for r in same) for b in backends}}
+        row["ratio"] = statistics.median(ratios)
+        row["GFLOP/s"] = statistics.median(r["GFLOP/s"] for r in same)
+        row["ratio range"] = f"{ratios[0]:.2f}–{ratios[-1]:.2f}"
+        rows.append(row)
+    return rows
+
+
+def _table_once(kinds, backends, repeat, progress, dtype) -> list[dict]:
+    """One pass of ``table``."""
     import torch
     torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []

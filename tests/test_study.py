@@ -201,6 +201,19 @@ def test_bench_plot(tmp_path):
     assert (tmp_path / "bench.png").stat().st_size > 10_000 and path.endswith("bench.png")
 
 
+def test_bench_takes_turns_and_aggregates_passes(capsys):
+    """interleaved_medians times every function `repeat` times, by blocks; --runs > 1 reports per-layer
+    medians with the ratio's range."""
+    from fastconv import bench
+    calls = []
+    medians = bench.interleaved_medians({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                        repeat=4, block=2)
+    assert set(medians) == {"a", "b"} and calls == list("aaabbbaaabbb")   # untimed first call per block
+    assert main(["bench", "--kinds", "conv1d", "--repeat", "1", "--runs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "range" in out and "medians of 2 passes" in out
+
+
 def test_gallery(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\n{study.GALLERY_START}\nold\n{study.GALLERY_END}\n\n## after\n")
