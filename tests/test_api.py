@@ -96,3 +96,29 @@ def test_nn_module_state_dict_is_torchs():
     x = torch.randn(1, 3, 6, 6)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, groups, dtype", [((2, 2), 1, "float32"), ((3, 2), 2, "float64"),
+                                                   ((2, 3), 3, "float64"), ((2, 2, 2), 2, "float32")])
+def test_transposed_blocks_version_matches_torch(kernel, groups, dtype):
+    """kernel = stride, no padding: "auto" takes the blocks version (one pointwise product per tap,
+    written into disjoint output blocks; KW = 2 has its own paired store loop, other widths the generic
+    strided one). Odd sizes and 37 input rows make more than one band per image."""
+    from fastconv.kernels.conv_transpose import cpu
+    rng = np.random.default_rng(len(kernel) * 10 + groups)
+    nd = len(kernel)
+    size = (37, 5) if nd == 2 else (3, 7, 5)
+    x = rng.standard_normal((2, 3 * groups, *size)).astype(dtype)
+    w = rng.standard_normal((3 * groups, 5, *kernel)).astype(dtype)
+    b = rng.standard_normal(5 * groups).astype(dtype)
+    kind = f"conv_transpose{nd}d"
+    want = getattr(torch.nn.functional, kind)(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                              stride=kernel, groups=groups).numpy()
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(fastconv.run(kind, x, w, bias=b, stride=kernel, groups=groups), want,
+                               rtol=tol, atol=tol)
+    plan = fastconv.plan(kind, x, w, bias=b, stride=kernel, groups=groups)
+    got = cpu.conv_transpose(x, w, b, **plan.kernel_params, version="blocks")
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    with pytest.raises(fastconv.kernels.NotApplicable):
+        cpu.conv_transpose(x, w, b, **{**plan.kernel_params, "padding": (1,) * nd}, version="blocks")

@@ -223,11 +223,19 @@ def conv_transpose_blocks(x, A, bias, y, D, H, W, band):
                 for o in range(Og):
                     for r in range(R):
                         y_row = y[b, g * Og + o, i_d * KD + kd, (h0 + r) * KH + kh]
-                        for kw in range(KW):
-                            # speed: 1-D views (indexing Z and y in 3-D and 5-D here ran 3× slower)
-                            z_part, y_part = Z[kw, o, r * W:(r + 1) * W], y_row[kw::KW]
+                        if KW == 2:
+                            # speed: both taps in one loop, a stride-2 pair LLVM writes with vector
+                            # shuffles (one strided loop per tap stores element by element)
+                            z0, z1 = Z[0, o, r * W:(r + 1) * W], Z[1, o, r * W:(r + 1) * W]
                             for iw in range(W):
-                                y_part[iw] = z_part[iw]
+                                y_row[2 * iw] = z0[iw]
+                                y_row[2 * iw + 1] = z1[iw]
+                        else:
+                            for kw in range(KW):
+                                # speed: 1-D views (indexing Z and y in 3-D and 5-D here ran 3× slower)
+                                z_part, y_part = Z[kw, o, r * W:(r + 1) * W], y_row[kw::KW]
+                                for iw in range(W):
+                                    y_part[iw] = z_part[iw]
 
 
 # ----------------------------------------------------------------------------------------------------
