@@ -73,9 +73,11 @@ Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
     from the definition (scale x, convolve, scale y) by rounding only. v1 and v3 loop over the samples
     in Python, one parallel region each.
-    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~62 GFLOP/s, v4 ~95, torch's
-    oneDNN direct convolution ~100; the batch-folded baseline also pays for the re-laid-out kernels and,
-    for ODConv, the passes x·a_c and y·a_f, which this kernel folds away.
+    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~85 GFLOP/s, v4 ~115; torch's
+    oneDNN convolution ~190 (its JIT micro-kernel keeps a 2-D block of outputs in registers across the
+    whole reduction, which Numba's register-blocked loops reach only in part). The batch-folded baseline
+    also pays for the re-laid-out kernels and, for ODConv, the passes x·a_c and y·a_f, which this kernel
+    folds away.
     Cache: v2 and v3 compile code from kernels/conv/cpu.py into this module, and Numba's on-disk cache
     only watches this file: clear __pycache__ after changing conv/cpu.py.
 """
