@@ -68,7 +68,8 @@ source_jit = numba.njit(transposed_source)
 valid_outputs_jit = numba.njit(valid_outputs)
 
 TILE_W = 48         # output columns (of one phase) per v2 tile
-BLOCKS_PIX = 512    # most input pixels (whole rows) per v3 task: the length of the product's rows
+BLOCKS_PIX = 1024   # most input pixels (whole rows) per v3 task: the length of the product's rows
+                    # (U-Net layer, 28×28 planes: whole planes ran 10% faster than 18-row bands)
 
 
 # ----------------------------------------------------------------------------------------------------
