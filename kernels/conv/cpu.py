@@ -61,8 +61,9 @@ Versions
                          the ResNet 3×3 layer, one thread, CPU time, the versions in turns: 16 ms vs 21–22
                          for v2, which pays a whole-tensor transpose and a fresh patch per tile.  (The
                          kernels of input-dependent weights call it with each sample's own weights.)
-    ``conv`` picks v4 for pointwise layers; v3 at stride 1 when each output sums fewer than
-    PLANES_MAX_TERMS terms (Cg·KD·KH·KW); else v5 for conv1d and conv2d, v2 for conv3d.
+    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v3 at stride 1
+    when each output sums fewer than PLANES_MAX_TERMS terms (Cg·KD·KH·KW); v2 for conv3d and the other
+    1×1 layers; else v5.
     Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
     v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
 
@@ -83,6 +84,8 @@ valid_outputs_jit = numba.njit(valid_outputs)
 TILE_W = 96     # most output pixels per v2 tile: rows up to 96 wide are one tile (P = 96 × K stays in L2);
                 # wider rows are cut into equal chunks (a row of 56 as 48 + 8 was measured 15% slower)
 PLANES_MAX_TERMS = 64   # below this many terms per output (Cg·KD·KH·KW), v3 beats the matrix product
+POINTWISE_MIN_PIX = 256 # v4 for pointwise maps from 16×16 up: on 7×7 maps its rows are too short (v2 ran 2×
+                        # faster), on 14×14 the two ran alike, from 16×16 v4 led (2× on 56×56)
 POINTWISE_PIX = 512     # most pixels per v4 task: 4 output rows of 512 stay in L1, Cg input rows in L2
                         # (measured: 256 and 768 ran 10–30% slower on the 56×56 ResNet layers)
 
@@ -366,9 +369,9 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
     version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4), "slab"
-    (v5, conv1d and conv2d) or "auto" (v4 for pointwise layers; v3 at stride 1 when each output sums
-    fewer than PLANES_MAX_TERMS terms — too short a sum for the matrix product to pay; else v5, or v2
-    for conv3d).
+    (v5, conv1d and conv2d) or "auto" (v4 for pointwise layers of POINTWISE_MIN_PIX pixels or more; v3
+    at stride 1 when each output sums fewer than PLANES_MAX_TERMS terms — too short a sum for the matrix
+    product to pay; v2 for conv3d and other 1×1 layers (measured faster there than v5); else v5).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -379,12 +382,14 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     unit_stride = geometry[1] == geometry[2] == 1
     pointwise = w5.shape[2:] == (1, 1, 1) and geometry[:6] == (1, 1, 1, 0, 0, 0)
     if version == "auto":
-        if pointwise:
+        if pointwise and np.prod(x5.shape[2:]) >= POINTWISE_MIN_PIX:
             version = "pointwise"
         elif unit_stride and w[0].size < PLANES_MAX_TERMS:
             version = "planes"
+        elif nd == 3 or w5.shape[2:] == (1, 1, 1):
+            version = "im2col"
         else:
-            version = "slab" if nd < 3 else "im2col"
+            version = "slab"
     if version == "direct":
         conv_direct(x5, w5, bias, y5, *geometry)
     elif version == "planes":

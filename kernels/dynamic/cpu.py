@@ -67,7 +67,8 @@ Versions
                     ``rows_product``.
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
-    ``auto`` is v5 for pointwise layers, v3 when it applies, else v4.
+    ``auto`` is v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels (conv2d's rule), v3 when it
+    applies, else v4.
 
 Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
@@ -88,7 +89,8 @@ from numba import prange
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d
-from ..conv.cpu import TILE_W, conv_direct, conv_planes, conv_pointwise, conv_slab, im2col_tile, to_channels_last
+from ..conv.cpu import (POINTWISE_MIN_PIX, TILE_W, conv_direct, conv_planes, conv_pointwise, conv_slab, im2col_tile,
+                        to_channels_last)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -189,13 +191,16 @@ def _matrices(batch, groups, out_channels, taps, dtype):
     return np.zeros((batch, groups, round_up(Og, MR), taps), dtype=dtype)
 
 
-def _resolve(version, groups, in_channels, kernel_size, stride, padding):
-    """The version to run ("auto": v5 for pointwise layers, v3 for depthwise at unit stride, else v4)."""
+def _resolve(version, groups, in_channels, kernel_size, stride, padding, pixels):
+    """The version to run ("auto": v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels, v3 for
+    depthwise at unit stride, else v4)."""
     unit_stride = tuple(stride) == (1, 1)
     planes = groups == in_channels and unit_stride                  # one input channel per group, stride 1
     pointwise = tuple(kernel_size) == (1, 1) and unit_stride and tuple(padding) == (0, 0)
     if version == "auto":
-        return "pointwise" if pointwise else "depthwise" if planes else "slab"
+        if pointwise and pixels >= POINTWISE_MIN_PIX:
+            return "pointwise"
+        return "depthwise" if planes else "slab"
     if version not in VERSIONS:
         raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     if version == "depthwise" and not planes:
@@ -249,7 +254,7 @@ def _experts(w, taps_first):
 def dynamic(x, w, attention, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y[b] = conv2d(x[b], Σ_k a[b,k]·w[k], Σ_k a[b,k]·bias[k]).  version: one of VERSIONS or "auto"."""
     K, O, Cg, KH, KW = w.shape
-    version = _resolve(version, groups, x.shape[1], (KH, KW), stride, padding)
+    version = _resolve(version, groups, x.shape[1], (KH, KW), stride, padding, int(np.prod(x.shape[2:])))
     B, dtype = x.shape[0], x.dtype
     A = _matrices(B, groups, O, Cg * KH * KW, dtype)
     aggregate_experts(_experts(w, _taps_first(version)), attention, _ones(B, KH * KW, dtype),
@@ -262,7 +267,7 @@ def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=Non
            stride, padding, dilation, groups, out_size, version="auto"):
     """y[b] = a_f[b] ⊙ conv2d(a_c[b] ⊙ x[b], Σ_n a_w[b,n]·(a_s[b] ⊙ w[n])); None attentions are 1."""
     N, O, Cg, KH, KW = w.shape
-    version = _resolve(version, groups, x.shape[1], (KH, KW), stride, padding)
+    version = _resolve(version, groups, x.shape[1], (KH, KW), stride, padding, int(np.prod(x.shape[2:])))
     B, dtype = x.shape[0], x.dtype
     or_ones = lambda a, n: _ones(B, n, dtype) if a is None else a.reshape(B, n)
     A = _matrices(B, groups, O, Cg * KH * KW, dtype)
@@ -276,7 +281,7 @@ def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=Non
 def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, padding, dilation, out_size,
                      version="auto"):
     """y[b] = conv2d(x[b], W_b) with W_b assembled from the warehouse cells by the mixtures alpha[b]."""
-    version = _resolve(version, 1, x.shape[1], kernel_size, stride, padding)
+    version = _resolve(version, 1, x.shape[1], kernel_size, stride, padding, int(np.prod(x.shape[2:])))
     B, Cin = x.shape[:2]
     KH, KW = kernel_size
     A = _matrices(B, 1, out_channels, Cin * KH * KW, x.dtype)
