@@ -187,10 +187,11 @@ def im2col_tile(x_cl, A, bias, y, b, g, od, oh, ow0, N, KD, KH, KW, sd, sh, sw, 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_im2col(x_cl, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
-    """x_cl is x channels-last (B, D, H, W, C); A the weight as (G, Og rounded up to 4, K) matrices
-    (``weight_matrices``)."""
+    """x_cl is x channels-last (B, D, H, W, C); A (BA, G, Og rounded up to MR, K) the weight matrices
+    (``weight_matrices``) and bias (BA, O), with BA = 1 (one weight for the batch) or B (each sample its
+    own: the kernels of input-dependent weights)."""
     B = x_cl.shape[0]
-    G = A.shape[0]
+    G = A.shape[1]
     _, O, OD, OH, OW = y.shape
     Og = O // G
     n_chunks = (OW + TILE_W - 1) // TILE_W
@@ -203,8 +204,9 @@ def conv_im2col(x_cl, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw
         g = tile // (n_chunks * OH * OD) % G
         b = tile // (n_chunks * OH * OD * G)
         ow0 = chunk * chunk_w
-        im2col_tile(x_cl, A[g], bias[g * Og:(g + 1) * Og], y, b, g, od, oh, ow0, min(chunk_w, OW - ow0),
-                    KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw)
+        bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
+        im2col_tile(x_cl, A[bw, g], bias[bw, g * Og:(g + 1) * Og], y, b, g, od, oh, ow0,
+                    min(chunk_w, OW - ow0), KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -411,7 +413,8 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         conv_slab(x5.reshape(B, C, H, W), weight_matrices(w5, groups)[None], bias[None], y5.reshape(B, O, OH, OW),
                   *w5.shape[3:], sh, sw, ph, pw, dh, dw)
     elif version == "im2col":
-        conv_im2col(to_channels_last(x5), weight_matrices(w5, groups), bias, y5, *w5.shape[2:], *geometry)
+        conv_im2col(to_channels_last(x5), weight_matrices(w5, groups)[None], bias[None], y5, *w5.shape[2:],
+                    *geometry)
     else:
         raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     return y5.reshape((B, O) + tuple(out_size))

@@ -45,10 +45,10 @@ Why once per sample and not per (sample, output-channel tile)
 Versions
     v1 ``direct``   the aggregated kernel of each sample, then the plain formula loops of conv2d
                     (kernels/conv/cpu.py ``conv_direct``) on that one sample.  Plain, slow.
-    v2 ``im2col``   all samples at once: one prange over (b, g, oh, ow-chunk) tiles, each running conv2d's
-                    tile (kernels/conv/cpu.py ``im2col_tile``: a channels-last im2col patch multiplied by
-                    A[b, g] with the register-blocked ``tile_matmul``, 4 output channels × 3 pixels in
-                    registers, SIMD over the taps). Compared with torch's batch-folded grouped conv, no
+    v2 ``im2col``   conv2d's v2 (kernels/conv/cpu.py ``conv_im2col``) with each sample's A[b]: all samples
+                    at once, one prange over (b, g, oh, ow-chunk) tiles, each a channels-last im2col
+                    patch multiplied by A[b, g] with the register-blocked ``tile_matmul``, 4 output
+                    channels × 3 pixels in registers, SIMD over the taps. Compared with torch's batch-folded grouped conv, no
                     (B·Cout, Cin/g, k, k) kernel tensor is re-laid out per call and the B groups are one
                     flat parallel loop.
     v3 ``depthwise`` groups = Cin at stride 1 (Cg = 1, e.g. ODConv on MobileNet's depthwise layers): the
@@ -79,8 +79,6 @@ Caveats
     whole reduction, which Numba's register-blocked loops reach only in part). The batch-folded baseline
     also pays for the re-laid-out kernels and, for ODConv, the passes x·a_c and y·a_f, which this kernel
     folds away.
-    Cache: v2 and v3 compile code from kernels/conv/cpu.py into this module, and Numba's on-disk cache
-    only watches this file: clear __pycache__ after changing conv/cpu.py.
 """
 import numba
 import numpy as np
@@ -89,7 +87,7 @@ from numba import prange
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._index import as_3d
-from ..conv.cpu import (POINTWISE_MIN_PIX, TILE_W, conv_direct, conv_planes, conv_pointwise, conv_slab, im2col_tile,
+from ..conv.cpu import (POINTWISE_MIN_PIX, conv_direct, conv_im2col, conv_planes, conv_pointwise, conv_slab,
                         to_channels_last)
 
 
@@ -159,30 +157,6 @@ def assemble_warehouse(cells, alpha, A, KH, KW, taps_first):
 
 
 # ----------------------------------------------------------------------------------------------------
-# v2: every sample's tiles in one parallel loop, each tile a GEMM with its sample's A[b, g]
-# ----------------------------------------------------------------------------------------------------
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_per_sample(x_cl, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
-    """y[b] = conv2d(x[b]) with weight matrices A[b] (B, G, Og_pad, K), taps first, and biases bias[b].
-
-    x_cl is x channels-last (B, 1, H, W, C) and y a 5-D view (B, O, 1, OH, OW), as conv2d's tile takes them."""
-    B, G = A.shape[0], A.shape[1]
-    _, O, _, OH, OW = y.shape
-    Og = O // G
-    n_chunks = (OW + TILE_W - 1) // TILE_W
-    chunk_w = (OW + n_chunks - 1) // n_chunks
-    for tile in prange(B * G * OH * n_chunks):
-        # the tile: output columns ow0 .. ow0+N of row oh of sample b, the Og channels of group g
-        chunk = tile % n_chunks
-        oh = tile // n_chunks % OH
-        g = tile // (n_chunks * OH) % G
-        b = tile // (n_chunks * OH * G)
-        ow0 = chunk * chunk_w
-        im2col_tile(x_cl, A[b, g], bias[b, g * Og:(g + 1) * Og], y, b, g, 0, oh, ow0, min(chunk_w, OW - ow0),
-                    1, KH, KW, 1, sh, sw, 0, ph, pw, 1, dh, dw)
-
-
-# ----------------------------------------------------------------------------------------------------
 # The wrappers fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def _matrices(batch, groups, out_channels, taps, dtype):
@@ -228,7 +202,8 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
     elif version == "pointwise":
         conv_pointwise(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
     elif version == "im2col":
-        conv_per_sample(to_channels_last(x5), A, bias, y, KH, KW, *geometry)
+        conv_im2col(to_channels_last(x5), A, bias, y, 1, KH, KW, 1, stride[0], stride[1], 0, padding[0],
+                    padding[1], 1, dilation[0], dilation[1])
     else:
         for b in range(B):
             w5 = np.ascontiguousarray(A[b, :, :Og]).reshape(O, -1, 1, KH, KW)
