@@ -23,7 +23,7 @@ from .spec import Layer
 # allocation, so it must be set before torch is imported. Without it, torch pays a 4 KB page fault per page
 # of every fresh output and layout copy: on the shared VM these benchmarks were tuned on, first-touching
 # 14 MB cost 2–44 ms, which made torch's NCHW timings swing 3–6× from run to run. With it the comparison is
-# between the kernels, not the page-fault handler, and torch is never timed slower than it can run.
+# between the kernels, not the page-fault handler.
 os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 LAYERS = [
@@ -140,9 +140,9 @@ def interleaved_medians(fns: dict, repeat: int = 5, block: int = 3) -> dict:
     Why in turns: on a shared machine speed drifts for seconds at a time; alternating puts every backend
     into the same stretches, so the ratio holds even when the absolute times move (timed one after the
     other, a ratio on this VM swung by 2×).  Why blocks with an untimed first call: numba's and torch's
-    OpenMP runtimes are separate thread pools whose threads keep spinning for a moment after a parallel
-    region; on 2 cores, a call that follows the other backend's call competes with those spinning
-    threads (numba measured 12 ms right after each torch call, 4.5 ms otherwise)."""
+    OpenMP runtimes are two separate thread pools on the same 2 cores, and a call right after the other
+    backend's call ran far slower (numba: 12 ms right after each torch call, 4.5 ms in a row; setting
+    OMP_WAIT_POLICY=PASSIVE did not change it), so the switch is paid by a call that is not timed."""
     times = {name: [] for name in fns}
     while any(len(t) < repeat for t in times.values()):
         for name, fn in fns.items():
