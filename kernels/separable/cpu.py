@@ -27,9 +27,9 @@ Versions
                                whole batch is written to a full tensor d, then the pointwise pass reads
                                it back, one multiply-add per load.
     v2 ``separable_fused``     one pass. A task owns a band of whole output rows of one image (up to
-                               BAND_PIXELS: 14 rows of a 56-wide map). The depthwise result of all Cmid
+                               BAND_PIXELS: a whole 56×56 map). The depthwise result of all Cmid
                                channels on the band, D[c, n], is computed into a task-local buffer of
-                               Cmid·N values (≈ 470 KB for 144 channels, so it stays in L2), and the
+                               Cmid·N values (≈ 1.9 MB for 144 channels: L3, read right back), and the
                                pointwise product y_band = bias + pw · D is taken from there by
                                ``rows_product`` (kernels/_cpu_gemm.py): D's rows are runs of pixels, as
                                the product wants them, so there is no transpose.
@@ -61,8 +61,11 @@ from .._cpu_gemm import FASTMATH, rows_product
 from .._cpu_rows import band_height, fill_padded_rows
 
 
-BAND_PIXELS = 784   # v2: output pixels per task (whole rows): 14 rows of 56, D ≈ 470 KB stays in L2;
-                    # measured: 3 rows ran 1.3–1.6× slower (per-task setup), 10–28 rows alike
+BAND_PIXELS = 4096  # v2: most output pixels per task (whole rows; fewer when the batch is too small
+                    # to give each thread two tasks).  Measured on the MobileNetV2 layer, 2 threads: a
+                    # whole 56×56 image per task 2.4–2.8 ms, 28 rows 3.0–3.1, 14 rows 3.3–3.6, 3 rows
+                    # 4.5–5.5: the product's longer rows and fewer recomputed halo rows outweigh D
+                    # (1.9 MB for a whole image) spilling out of L2.
 
 
 @numba.njit(inline="always")
