@@ -382,13 +382,14 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     geometry = pad3(stride, nd, 1) + pad3(padding, nd, 0) + pad3(dilation, nd, 1)
     unit_stride = geometry[1] == geometry[2] == 1
-    pointwise = w5.shape[2:] == (1, 1, 1) and geometry[:6] == (1, 1, 1, 0, 0, 0)
+    one_by_one = w5.shape[2:] == (1, 1, 1)
+    pointwise = one_by_one and geometry[:6] == (1, 1, 1, 0, 0, 0)
     if version == "auto":
         if pointwise and np.prod(x5.shape[2:]) >= POINTWISE_MIN_PIX:
             version = "pointwise"
         elif unit_stride and w[0].size < PLANES_MAX_TERMS:
             version = "planes"
-        elif nd == 3 or w5.shape[2:] == (1, 1, 1):
+        elif nd == 3 or one_by_one:
             version = "im2col"
         else:
             version = "slab"

@@ -85,7 +85,7 @@ import numpy as np
 from numba import prange
 
 from .. import NotApplicable
-from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
+from .._cpu_gemm import FASTMATH, MR, round_up
 from .._index import as_3d
 from ..conv.cpu import (POINTWISE_MIN_PIX, conv_direct, conv_im2col, conv_planes, conv_pointwise, conv_slab,
                         to_channels_last)
