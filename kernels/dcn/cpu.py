@@ -58,7 +58,9 @@ import numba
 import numpy as np
 from numba import prange
 
+from .. import _simd as simd
 from .._cpu_gemm import FASTMATH
+from .._simd import LANES
 from ..deformable.sampling import bilinear_corners, dcn_point, sample_position
 
 corners_jit = numba.njit(bilinear_corners)
@@ -114,48 +116,56 @@ def dcn_shared(x, off, off_g, msk, m_base, m_g, y, G, kh, kw, sh, sw, ph, pw, dh
     N, H, W, C = x.shape
     _, Ho, Wo, _ = y.shape
     D = C // G
+    D_lanes = D - D % LANES                     # channels of a group that fill whole 16-lane registers
     P = kh * kw - remove_center
+    E = Wo * G * P                              # the (pixel, group, point) triples of one output row
     hh, hw = (dh * (kh - 1)) // 2, (dw * (kw - 1)) // 2
     taps = point_taps(P, kh, kw, remove_center)
-    xr = x.reshape(N * H * W, C)                # one row per input pixel: a corner is a row index
+    xf, yf = x.reshape(-1), y.reshape(-1)       # flat: a corner is the start of a run of C channels
     for row in prange(N * Ho):
         ho = row % Ho
         n = row // Ho
-        # 1. the geometry of the whole output row, once per (pixel, group, point): the rows of x its
-        #    four neighbours sit in and their weights times the point weight (in the input dtype)
-        where = np.empty((Wo, G * P, 4), dtype=np.int64)
-        coef = np.empty((Wo, G * P, 4), dtype=x.dtype)
+        # 1. where each triple e = (wo·G + g)·P + p of the row samples, and its point weight
+        pos = np.empty((2, E))                  # (y, x), float64 as in sample_position
+        m = np.empty(E, dtype=x.dtype)
         for wo in range(Wo):
             q = row * Wo + wo                   # the output pixel: row of off and msk
             for g in range(G):
                 for p in range(P):
+                    e = (wo * G + g) * P + p
                     k = g * off_g + 2 * p
-                    px = position_jit(wo, sw, pw, hw, taps[p, 0], dw, off[q, k], scale)
-                    py = position_jit(ho, sh, ph, hh, taps[p, 1], dh, off[q, k + 1], scale)
-                    r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
-                    m = msk[q, m_base + g * m_g + p]
-                    gp = g * P + p
-                    t0, t1 = (n * H + r0) * W, (n * H + r1) * W
-                    where[wo, gp, 0], where[wo, gp, 1] = t0 + c0, t0 + c1
-                    where[wo, gp, 2], where[wo, gp, 3] = t1 + c0, t1 + c1
-                    coef[wo, gp, 0], coef[wo, gp, 1] = m * w00, m * w01
-                    coef[wo, gp, 2], coef[wo, gp, 3] = m * w10, m * w11
-        # 2. each (pixel, group, point) applied to the D channels of its group: four contiguous
-        #    D-vectors of x, SIMD multiply-adds, no per-channel index or weight arithmetic
+                    pos[0, e] = position_jit(ho, sh, ph, hh, taps[p, 1], dh, off[q, k + 1], scale)
+                    pos[1, e] = position_jit(wo, sw, pw, hw, taps[p, 0], dw, off[q, k], scale)
+                    m[e] = msk[q, m_base + g * m_g + p]
+        # 2. its four neighbours (as flat offsets into x, channel 0) and their weights times m.
+        #    speed: a separate loop over all E triples, free of branches, vectorises (16 at a time)
+        corner = np.empty((4, E), dtype=np.int64)
+        coef = np.empty((4, E), dtype=x.dtype)
+        for e in range(E):
+            r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(pos[0, e], pos[1, e], H, W)
+            t0, t1 = (n * H + r0) * W, (n * H + r1) * W
+            corner[0, e], corner[1, e], corner[2, e], corner[3, e] = (t0 + c0) * C, (t0 + c1) * C, \
+                (t1 + c0) * C, (t1 + c1) * C
+            coef[0, e], coef[1, e], coef[2, e], coef[3, e] = m[e] * w00, m[e] * w01, m[e] * w10, m[e] * w11
+        # 3. y[n, ho, wo, g·D + d] = Σ_p Σ_corners coef · x[corner + g·D + d]: for 16 channels at a time
+        #    the running sums stay in one register over all P points (speed: see kernels/_simd.py)
         for wo in range(Wo):
-            out = y[n, ho, wo]
-            out[:] = 0
+            out = (row * Wo + wo) * C
             for g in range(G):
-                for p in range(P):
-                    gp = g * P + p
-                    e0, e1, e2, e3 = where[wo, gp, 0], where[wo, gp, 1], where[wo, gp, 2], where[wo, gp, 3]
-                    a0, a1, a2, a3 = coef[wo, gp, 0], coef[wo, gp, 1], coef[wo, gp, 2], coef[wo, gp, 3]
-                    acc = out[g * D:g * D + D]
-                    x0, x1, x2, x3 = xr[e0, g * D:g * D + D], xr[e1, g * D:g * D + D], xr[e2, g * D:g * D + D], \
-                        xr[e3, g * D:g * D + D]
-                    # speed: a loop from 0 over views vectorises (see deform_conv2d/cpu.py)
-                    for d in range(D):
-                        acc[d] += a0 * x0[d] + a1 * x1[d] + a2 * x2[d] + a3 * x3[d]
+                e0 = (wo * G + g) * P
+                for d0 in range(g * D, g * D + D_lanes, LANES):
+                    acc = simd.zeros(xf)
+                    for e in range(e0, e0 + P):
+                        acc = simd.fma(acc, coef[0, e], simd.load(xf, corner[0, e] + d0))
+                        acc = simd.fma(acc, coef[1, e], simd.load(xf, corner[1, e] + d0))
+                        acc = simd.fma(acc, coef[2, e], simd.load(xf, corner[2, e] + d0))
+                        acc = simd.fma(acc, coef[3, e], simd.load(xf, corner[3, e] + d0))
+                    simd.store(yf, out + d0, acc)
+                for d in range(g * D + D_lanes, g * D + D):      # channels left over: one at a time
+                    yf[out + d] = 0
+                    for e in range(e0, e0 + P):
+                        yf[out + d] += (coef[0, e] * xf[corner[0, e] + d] + coef[1, e] * xf[corner[1, e] + d]
+                                        + coef[2, e] * xf[corner[2, e] + d] + coef[3, e] * xf[corner[3, e] + d])
 
 
 # ----------------------------------------------------------------------------------------------------
