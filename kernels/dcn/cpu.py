@@ -39,18 +39,25 @@ Versions
                        position, floor, border tests, four weights) is done once instead of D times, and
                        the memory access becomes four contiguous D-vector reads per point (channels last)
                        instead of 4·D scattered scalar gathers — the op is bound by these loads, not by
-                       its few multiply-adds.  Here a row task first computes the geometry of all its
-                       (pixel, group, point) triples (neighbour rows of x and the four weights times m,
-                       rounded to the input dtype), then applies each to the D channels with SIMD
-                       multiply-adds.  Measured on the InternImage-T stage-1 shape (1 thread): v1 ≈ 270 ms,
-                       v2 ≈ 20 ms, of which ≈ 8 ms geometry and ≈ 12 ms the channel loads (four random
-                       64-byte rows of x per point, L2-latency bound).
+                       its few multiply-adds.  Here a row task works in three passes:
+                       (1) the sampling position and point weight of each (pixel, group, point) triple;
+                       (2) their neighbours and bilinear weights, in a branch-free loop over all the
+                       row's triples that LLVM vectorises (16 triples per instruction);
+                       (3) for each pixel and group, 16 channels at a time, the sum over the P points in
+                       one ``Lanes`` register (kernels/_simd.py): per corner one vector load and one
+                       fused multiply-add, the sum stored once.
+                       Measured on the InternImage-T stage-1 shape (1 thread): v1 ≈ 270 ms; v2 ≈ 8 ms
+                       (≈ 4 ms passes 1–2, ≈ 4 ms pass 3).  The first v2 (geometry with branches, one
+                       triple at a time, and the channel loop left to the auto-vectoriser, which ran a
+                       16-channel loop in its 4-lane epilogue and stored the sums after every point)
+                       took ≈ 19 ms: 8 ms geometry, 11 ms channels.
                        ``dcnv3`` and ``dcnv4`` both run v2 by default: the sharing is a property of the
                        sum, not of DCNv4's tensor layout, so giving it to DCNv3 is the honest CPU kernel;
                        the v1/v2 ratio is the DCNv3-kernel → DCNv4-kernel speed-up.
 
 Caveats
     Accumulation in the input dtype (the point weights are rounded to it before the channel loop).
+    Channels past the last whole 16-lane block of a group (D not a multiple of 16) take a scalar loop.
     A neighbour outside the image is read at a clamped index with weight 0, so a NaN there turns the
     term into NaN where torch's zero padding gives 0 (only matters for non-finite inputs).
 """
