@@ -122,3 +122,29 @@ def test_transposed_blocks_version_matches_torch(kernel, groups, dtype):
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     with pytest.raises(fastconv.kernels.NotApplicable):
         cpu.conv_transpose(x, w, b, **{**plan.kernel_params, "padding": (1,) * nd}, version="blocks")
+
+
+@pytest.mark.parametrize("size, kernel, padding, dilation, groups, dtype", [
+    ((45, 50), (3, 3), (1, 1), (1, 1), 1, "float32"),      # 45 rows of 52: two bands, a ragged last block
+    ((40, 23), (3, 2), (2, 0), (2, 1), 2, "float64"),      # dilation, uneven pads, groups, 5 outputs a group
+    ((9, 70), (1, 7), (0, 3), (1, 1), 1, "float32"),       # the Inception 1×7 shape, rows wider than a block
+    ((300,), (5,), (2,), (3,), 1, "float64"),              # conv1d: one long row, several blocks
+])
+def test_conv_flat_version_matches_torch(size, kernel, padding, dilation, groups, dtype):
+    """The stride-1 register-block version (v6) on images large enough for several bands per image,
+    several 64-position blocks per band, and output channels that do not fill the last 4-row block."""
+    from fastconv.kernels.conv import cpu
+    rng = np.random.default_rng(len(size) + sum(size))
+    x = rng.standard_normal((2, 3 * groups, *size)).astype(dtype)
+    w = rng.standard_normal((5 * groups, 3, *kernel)).astype(dtype)
+    b = rng.standard_normal(5 * groups).astype(dtype)
+    kind = f"conv{len(size)}d"
+    params = dict(padding=padding, dilation=dilation, groups=groups)
+    want = getattr(torch.nn.functional, kind)(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                              **params).numpy()
+    plan = fastconv.plan(kind, x, w, bias=b, **params)
+    got = cpu.conv(x, w, b, **plan.kernel_params, version="flat")
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    with pytest.raises(fastconv.kernels.NotApplicable):
+        cpu.conv(x, w, b, **{**plan.kernel_params, "stride": (2,) * len(size)}, version="flat")
