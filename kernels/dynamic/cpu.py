@@ -33,7 +33,7 @@ Parallel
     of ROWS output rows, ow-chunk). Tasks write disjoint parts of y.
     direct: per sample, one task per output row (conv2d's v1); depthwise: per sample, one task per
     (group, depth) plane set (conv2d's v3); pointwise: one task per (b, g, chunk of pixels) (conv2d's
-    v4).
+    v4); flat: one task per (b, g, band of output rows) (conv2d's v6).
 
 Why once per sample and not per (sample, output-channel tile)
     Aggregating inside each task would redo K multiply-adds per kernel weight for every task that uses
@@ -67,16 +67,21 @@ Versions
                     ``rows_product``.
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
+    v6 ``flat``     stride 1: conv2d's v6 (kernels/conv/cpu.py ``conv_flat``) with each sample's A[b]: a band
+                    of zero-padded "wide" input rows, and 4 output channels × 64 positions summed in 16
+                    vector registers over all Cg·kh·kw taps, no patch at all.  Measured on the ResNet
+                    3×3 layer (one thread, CPU time): ≈ 13 ms vs ≈ 20 ms for v4.
     ``auto`` is v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels (conv2d's rule), v3 when it
-    applies, else v4.
+    applies, v6 at stride 1, else v4.
 
 Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
     from the definition (scale x, convolve, scale y) by rounding only. v1 and v3 loop over the samples
     in Python, one parallel region each.
-    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~85 GFLOP/s, v4 ~115; torch's
+    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~85 GFLOP/s, v4 ~115, v6 ~140; torch's
     oneDNN convolution ~190 (its JIT micro-kernel keeps a 2-D block of outputs in registers across the
-    whole reduction, which Numba's register-blocked loops reach only in part). The batch-folded baseline
+    whole reduction, as v6 does with Lanes registers; v6 still pays its band copy and the dropped
+    columns of the wide rows). The batch-folded baseline
     also pays for the re-laid-out kernels and, for ODConv, the passes x·a_c and y·a_f, which this kernel
     folds away.
 """
@@ -87,8 +92,8 @@ from numba import prange
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, round_up
 from .._index import as_3d
-from ..conv.cpu import (POINTWISE_MIN_PIX, conv_direct, conv_im2col, conv_planes, conv_pointwise, conv_slab,
-                        to_channels_last)
+from ..conv.cpu import (POINTWISE_MIN_PIX, conv_direct, conv_flat, conv_im2col, conv_planes, conv_pointwise,
+                        conv_slab, to_channels_last)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -167,20 +172,22 @@ def _matrices(batch, groups, out_channels, taps, dtype):
 
 def _resolve(version, groups, in_channels, kernel_size, stride, padding, pixels):
     """The version to run ("auto": v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels, v3 for
-    depthwise at unit stride, else v4)."""
+    depthwise at unit stride, v6 for the others at unit stride, else v4)."""
     unit_stride = tuple(stride) == (1, 1)
     planes = groups == in_channels and unit_stride                  # one input channel per group, stride 1
     pointwise = tuple(kernel_size) == (1, 1) and unit_stride and tuple(padding) == (0, 0)
     if version == "auto":
         if pointwise and pixels >= POINTWISE_MIN_PIX:
             return "pointwise"
-        return "depthwise" if planes else "slab"
+        return "depthwise" if planes else "flat" if unit_stride else "slab"
     if version not in VERSIONS:
         raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     if version == "depthwise" and not planes:
         raise NotApplicable("version='depthwise' needs groups = in_channels and stride 1")
     if version == "pointwise" and not pointwise:
         raise NotApplicable("version='pointwise' needs a 1×1 kernel at stride 1 without padding")
+    if version == "flat" and not unit_stride:
+        raise NotApplicable("version='flat' needs stride 1")
     return version
 
 
@@ -199,6 +206,8 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
     geometry = (*stride, *padding, *dilation)
     if version == "slab":
         conv_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
+    elif version == "flat":
+        conv_flat(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *padding, *dilation)
     elif version == "pointwise":
         conv_pointwise(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
     elif version == "im2col":
@@ -265,4 +274,4 @@ def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, 
                      out_size, version)
 
 
-VERSIONS = ("direct", "im2col", "depthwise", "slab", "pointwise")
+VERSIONS = ("direct", "im2col", "depthwise", "slab", "pointwise", "flat")
