@@ -456,19 +456,20 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
         for p0 in range(0, L, FLAT_N):
             for o0 in range(0, Og_pad, MR):
                 flat_block(S, p0, offs, A[bw, g], o0, T)
-                for i in range(min(MR, Og - o0)):
-                    o = g * Og + o0 + i
-                    # the block's positions, row by row: keep columns < OW of rows inside the band
-                    n = 0
-                    while n < FLAT_N:
-                        r, col = (p0 + n) // Wp, (p0 + n) % Wp
-                        run = min(FLAT_N - n, Wp - col)
-                        if r < band and oh0 + r < OH and col < OW:
+                # the block's positions, row by row: keep columns < OW of rows inside the band
+                n = 0
+                while n < FLAT_N:
+                    r, col = (p0 + n) // Wp, (p0 + n) % Wp
+                    run = min(FLAT_N - n, Wp - col)
+                    if r < band and oh0 + r < OH and col < OW:
+                        for i in range(min(MR, Og - o0)):
+                            o = g * Og + o0 + i
                             y_row = y[b, o, oh0 + r, col:min(OW, col + run)]
                             T_part = T[i * FLAT_N + n:i * FLAT_N + n + y_row.size]
+                            bias_o = bias[bw, o]
                             for j in range(y_row.size):
-                                y_row[j] = T_part[j] + bias[bw, o]
-                        n += run
+                                y_row[j] = T_part[j] + bias_o
+                    n += run
 
 
 # ----------------------------------------------------------------------------------------------------
