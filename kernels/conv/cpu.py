@@ -411,12 +411,69 @@ def flat_block(S, s0, offs, A, o0, T):
         simd.store(T, i * FLAT_N + 3 * LANES, r3)
 
 
+@numba.njit(cache=True)
+def flat_offsets(Cg, KH, KW, R, Wp, dh, dw):
+    """offs[(c·KH + kh)·KW + kw] = (c·R + kh·dh)·Wp + kw·dw: where tap (c, kh, kw) of output position 0
+    sits in a band of Cg planes of R rows of Wp values (``padded_band``)."""
+    offs = np.empty(Cg * KH * KW, dtype=np.int64)
+    for c in range(Cg):
+        for kh in range(KH):
+            for kw in range(KW):
+                offs[(c * KH + kh) * KW + kw] = (c * R + kh * dh) * Wp + kw * dw
+    return offs
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def padded_band(x, b, c0, Cg, ih0, R, pw, Wp):
+    """S[(c·R + r)·Wp + pw + iw] = x[b, c0 + c, ih0 + r, iw] for c < Cg, r < R; zero elsewhere (the padding),
+    with a tail of FLAT_N + Wp zeros that keeps a last block's reads past the band inside S."""
+    _, _, H, W = x.shape
+    S = np.zeros(Cg * R * Wp + FLAT_N + Wp, dtype=x.dtype)
+    iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
+    for c in range(Cg):
+        for r in range(max(0, -ih0), min(R, H - ih0)):
+            x_part = x[b, c0 + c, ih0 + r, iw_lo:iw_hi]
+            start = (c * R + r) * Wp + pw + iw_lo
+            S_part = S[start:start + iw_hi - iw_lo]
+            for j in range(iw_hi - iw_lo):      # speed: 1-D views, a loop from 0 (see v3)
+                S_part[j] = x_part[j]
+    return S
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, n_out):
+    """out[out_base + o·plane + r·OW + col] = bias[o] + Σ_k A[o, k]·S[r·Wp + col + offs[k]]
+    for o < n_out, r < n_rows, col < OW: the positions p = r·Wp + col of the wide rows, FLAT_N at a time,
+    MR output channels at a time (A has n_out rows rounded up to MR); columns col ≥ OW are dropped."""
+    L = n_rows * Wp
+    T = np.empty(MR * FLAT_N, dtype=S.dtype)
+    for p0 in range(0, L, FLAT_N):
+        for o0 in range(0, n_out, MR):
+            flat_block(S, p0, offs, A, o0, T)
+            # the block's positions, one row segment at a time, for its MR output channels
+            n = 0
+            while n < FLAT_N and p0 + n < L:
+                r, col = (p0 + n) // Wp, (p0 + n) % Wp
+                run = min(FLAT_N - n, Wp - col)
+                if col < OW:
+                    m = min(OW, col + run) - col
+                    for i in range(min(MR, n_out - o0)):
+                        start = out_base + (o0 + i) * plane + r * OW + col
+                        out_part, T_part = out[start:start + m], T[i * FLAT_N + n:i * FLAT_N + n + m]
+                        # speed: the bias read once; read inside the loop it kept the loop scalar
+                        # (Numba cannot tell that out does not overwrite it): 5× slower stores
+                        bias_o = bias[o0 + i]
+                        for j in range(m):
+                            out_part[j] = T_part[j] + bias_o
+                n += run
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
     """v6, stride 1: x (B, C, H, W), y (B, O, OH, OW); A (BA, G, Og rounded up to MR, K) with taps in
     (c, kh, kw) order (``weight_matrices(..., taps_first=False)``), bias (BA, O), BA = 1 or B."""
     B, C, H, W = x.shape
-    G, Og_pad = A.shape[1], A.shape[2]
+    G = A.shape[1]
     _, O, OH, OW = y.shape
     Cg, Og = C // G, O // G
     Wp = OW + (KW - 1) * dw                     # a wide row: OW outputs and KW − 1 taps' reach
@@ -424,52 +481,18 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
     band = (OH + n_bands - 1) // n_bands        # output rows per task, as even as the rows allow
     n_bands = (OH + band - 1) // band
     R = band + (KH - 1) * dh                    # input rows a band reads
-    # offs[k]: where tap k = (c, kh, kw) of output position 0 sits in the band's padded input S
-    offs = np.empty(Cg * KH * KW, dtype=np.int64)
-    for c in range(Cg):
-        for kh in range(KH):
-            for kw in range(KW):
-                offs[(c * KH + kh) * KW + kw] = (c * R + kh * dh) * Wp + kw * dw
-    L = band * Wp                               # the band's output positions, dropped columns included
-    n_blocks = (L + FLAT_N - 1) // FLAT_N
+    offs = flat_offsets(Cg, KH, KW, R, Wp, dh, dw)
+    yf = y.reshape(-1)
     for task in prange(B * G * n_bands):
         oh0 = task % n_bands * band
         g = task // n_bands % G
         b = task // (n_bands * G)
         bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
-        # 1. the band's input rows oh0 − ph … oh0 − ph + R − 1 of the group's channels, zero-padded:
-        #    S[(c·R + r)·Wp + pw + iw] = x[b, g·Cg + c, oh0 − ph + r, iw]; the tail keeps the last
-        #    block's reads (up to FLAT_N − 1 positions past L) inside S
-        S = np.zeros(Cg * R * Wp + FLAT_N + Wp, dtype=x.dtype)
-        iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
-        for c in range(Cg):
-            for r in range(R):
-                ih = oh0 - ph + r
-                if 0 <= ih < H:
-                    x_part = x[b, g * Cg + c, ih, iw_lo:iw_hi]
-                    start = (c * R + r) * Wp + pw + iw_lo
-                    S_part = S[start:start + iw_hi - iw_lo]
-                    for j in range(iw_hi - iw_lo):      # speed: 1-D views, loop from 0 (see v3)
-                        S_part[j] = x_part[j]
-        # 2. blocks of FLAT_N consecutive positions p = r·Wp + col: y[o, oh0 + r, col] for col < OW
-        T = np.empty(MR * FLAT_N, dtype=x.dtype)
-        for p0 in range(0, L, FLAT_N):
-            for o0 in range(0, Og_pad, MR):
-                flat_block(S, p0, offs, A[bw, g], o0, T)
-                # the block's positions, row by row: keep columns < OW of rows inside the band
-                n = 0
-                while n < FLAT_N:
-                    r, col = (p0 + n) // Wp, (p0 + n) % Wp
-                    run = min(FLAT_N - n, Wp - col)
-                    if r < band and oh0 + r < OH and col < OW:
-                        for i in range(min(MR, Og - o0)):
-                            o = g * Og + o0 + i
-                            y_row = y[b, o, oh0 + r, col:min(OW, col + run)]
-                            T_part = T[i * FLAT_N + n:i * FLAT_N + n + y_row.size]
-                            bias_o = bias[bw, o]
-                            for j in range(y_row.size):
-                                y_row[j] = T_part[j] + bias_o
-                    n += run
+        # 1. the band's input rows oh0 − ph … oh0 − ph + R − 1 of the group's channels, zero-padded
+        S = padded_band(x, b, g * Cg, Cg, oh0 - ph, R, pw, Wp)
+        # 2. its output rows for the group's Og channels
+        flat_band(S, offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
+                  ((b * O + g * Og) * OH + oh0) * OW, OH * OW, Og)
 
 
 # ----------------------------------------------------------------------------------------------------
