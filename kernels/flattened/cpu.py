@@ -23,8 +23,9 @@ Parallel
 Versions
     v1 ``flattened_staged`` the three stages as formula loops, l and v as full tensors.
     v2 ``flattened_fused``  per band: the lateral stage on the band's rows plus the KH − 1 halo rows is a
-                            matrix product (the 1×1 patch, a blocked transpose of x's rows, times w,
-                            by the register-blocked ``tile_matmul``) into a task-local buffer; the vertical and
+                            matrix product (x's rows as they are times w, by conv2d's register block
+                            ``flat_band``: 4 output channels × 64 pixels in registers over all C inputs,
+                            no patch) into a task-local buffer; the vertical and
                             horizontal stages then run per channel from that buffer (a row of v lives in
                             a W-long scratch row), so l and v never reach memory. The lateral product
                             does C/(KH + KW) times the arithmetic of the other two stages, which is why
@@ -38,10 +39,9 @@ import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR, NR, round_up
-from .._cpu_rows import band_height, padded_rows, tile_product, transpose_into
-
-GEMM_PIXELS = 96    # pixels per lateral matrix product (a few rows: the patch stays in L2)
+from .._cpu_gemm import FASTMATH, MR
+from .._cpu_rows import band_height, padded_rows
+from ..conv.cpu import FLAT_N, flat_band, flat_offsets, padded_band
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -95,14 +95,14 @@ def flattened_staged(x, w, vert, hor, bias, y, ph, pw):
 # v2: fused per band of output rows
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def flattened_fused(x, x_flat, A, vert, hor, bias, y, ph, pw, band):
-    """A: the lateral w padded with zero rows to a multiple of MR; x_flat: x viewed as (B, C, H·W)."""
+def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
+    """A: the lateral w padded with zero rows to a multiple of MR."""
     B, C, H, W = x.shape
     O, KH = vert.shape
     KW = hor.shape[1]
     _, _, OH, OW = y.shape
     n_bands = (OH + band - 1) // band
-    step = max(1, GEMM_PIXELS // W)
+    no_bias = np.zeros(O, dtype=x.dtype)
     for task in prange(B * n_bands):
         b = task // n_bands
         oh0 = (task % n_bands) * band
@@ -110,18 +110,16 @@ def flattened_fused(x, x_flat, A, vert, hor, bias, y, ph, pw, band):
         # rows i0 .. i0 + R + KH − 2 of l feed this band; those outside [0, H) stay zero (padding)
         i0 = oh0 - ph
         rows = R + KH - 1
-        lat = np.zeros((O, rows, W), dtype=x.dtype)
-        lo, hi = max(0, i0), min(H, i0 + rows)
-        # 1. lateral: lat[o, i − i0, :] = Σ_c w[o, c] · x[b, c, i, :], `step` rows per product
-        for i in range(lo, hi, step):
-            n = min(step, hi - i)
-            # the 1×1 patch P[j·W + w, c] = x[b, c, i + j, w]: the rows are one contiguous block per channel
-            P = np.zeros((round_up(n * W, NR), C), dtype=x.dtype)
-            transpose_into(x_flat[b, :, i * W:(i + n) * W], P)
-            T = tile_product(A, P, bias, 0)
-            for o in range(O):
-                for j in range(n):
-                    lat[o, i - i0 + j, :] = T[o, j * W:(j + 1) * W]
+        lo = max(0, i0)
+        n_in = max(0, min(H, i0 + rows) - lo)           # rows of the image among them
+        # 1. lateral: lat[o, i − i0, :] = Σ_c w[o, c] · x[b, c, i, :] for the rows inside the image, through
+        #    conv2d's register block (a 1×1 filter: x's rows as they are, offs[c] = c·n_in·W); the rows
+        #    outside the image stay zero, as the vertical stage's padding must
+        lat_flat = np.zeros(O * rows * W + FLAT_N, dtype=x.dtype)
+        S = padded_band(x, b, 0, C, lo, n_in, 0, W)
+        flat_band(S, flat_offsets(C, 1, 1, n_in, W, 1, 1), A, no_bias, n_in, W, W, lat_flat, (lo - i0) * W,
+                  rows * W, O)
+        lat = lat_flat[:O * rows * W].reshape(O, rows, W)
         # v_pad: one row of v with pw zeros on each side, so the horizontal taps need no bounds tests
         # and run on slices indexed from 0 (no per-element index test: the loops vectorise)
         v_pad = np.zeros(W + 2 * pw, dtype=x.dtype)
@@ -158,8 +156,7 @@ def flattened(x, w, vertical, horizontal, bias=None, *, padding, version="auto")
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     if version in ("auto", "fused"):
-        flattened_fused(x, x.reshape(B, C, H * W), padded_rows(w, MR), vertical, horizontal, bias, y, ph, pw,
-                        band_height(B, OH))
+        flattened_fused(x, padded_rows(w, MR), vertical, horizontal, bias, y, ph, pw, band_height(B, OH))
     elif version == "staged":
         flattened_staged(x, w, vertical, horizontal, bias, y, ph, pw)
     else:
