@@ -428,13 +428,21 @@ def padded_band(x, b, c0, Cg, ih0, R, pw, Wp):
     """S[(c·R + r)·Wp + pw + iw] = x[b, c0 + c, ih0 + r, iw] for c < Cg, r < R; zero elsewhere (the padding),
     with a tail of FLAT_N + Wp zeros that keeps a last block's reads past the band inside S."""
     _, _, H, W = x.shape
-    S = np.zeros(Cg * R * Wp + FLAT_N + Wp, dtype=x.dtype)
+    S = np.empty(Cg * R * Wp + FLAT_N + Wp, dtype=x.dtype)
+    S[Cg * R * Wp:] = 0
     iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
+    r_lo, r_hi = max(0, min(R, -ih0)), max(0, min(R, H - ih0))    # the rows inside the image
     for c in range(Cg):
-        for r in range(max(0, -ih0), min(R, H - ih0)):
+        plane = S[c * R * Wp:(c + 1) * R * Wp]
+        plane[:r_lo * Wp] = 0
+        plane[r_hi * Wp:] = 0
+        for r in range(r_lo, r_hi):
+            # speed: only the padding is zeroed (zeroing all of S cost ~4% of the ResNet layer)
+            row = plane[r * Wp:(r + 1) * Wp]
+            row[:pw + iw_lo] = 0
+            row[pw + iw_hi:] = 0
             x_part = x[b, c0 + c, ih0 + r, iw_lo:iw_hi]
-            start = (c * R + r) * Wp + pw + iw_lo
-            S_part = S[start:start + iw_hi - iw_lo]
+            S_part = row[pw + iw_lo:pw + iw_hi]
             for j in range(iw_hi - iw_lo):      # speed: 1-D views, a loop from 0 (see v3)
                 S_part[j] = x_part[j]
     return S
