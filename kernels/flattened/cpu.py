@@ -26,10 +26,13 @@ Versions
                             matrix product (x's rows as they are times w, by conv2d's register block
                             ``flat_band``: 4 output channels × 64 pixels in registers over all C inputs,
                             no patch) into a task-local buffer; the vertical and
-                            horizontal stages then run per channel from that buffer (a row of v lives in
-                            a W-long scratch row), so l and v never reach memory. The lateral product
-                            does C/(KH + KW) times the arithmetic of the other two stages, which is why
-                            it gets the blocked GEMM and they get plain vectorised row loops.
+                            horizontal stages then run per channel from that buffer (v for the band's
+                            rows in a task-local R·W buffer; the vertical stage one R·W-long loop per tap
+                            instead of one per tap and row: ~12% faster on the Jin layer), so l and v never
+                            reach memory. The lateral product does C/(KH + KW) times the arithmetic of the
+                            other two stages, which is why it gets the register block and they get plain
+                            vectorised loops.  Measured (1 thread, Jin layer): 2.2 ms; 2.9 ms with the
+                            lateral stage as a channels-last patch times ``tile_matmul``.
     ``flattened`` picks v2.
 
 Caveats
@@ -119,28 +122,29 @@ def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
         S = padded_band(x, b, 0, C, lo, n_in, 0, W)
         flat_band(S, flat_offsets(C, 1, 1, n_in, W, 1, 1), A, no_bias, n_in, W, W, lat_flat, (lo - i0) * W,
                   rows * W, O)
-        lat = lat_flat[:O * rows * W].reshape(O, rows, W)
-        # v_pad: one row of v with pw zeros on each side, so the horizontal taps need no bounds tests
-        # and run on slices indexed from 0 (no per-element index test: the loops vectorise)
-        v_pad = np.zeros(W + 2 * pw, dtype=x.dtype)
-        v_row = v_pad[pw:pw + W]
+        v = np.empty(R * W, dtype=x.dtype)                      # one channel's v rows for the band
         for o in range(O):
-            for oh in range(oh0, oh0 + R):
-                # 2. vertical: v_row[j] = Σ_u vert[o, u] · lat[o, oh − ph + u − i0, j]
-                v_row[:] = 0.0
-                for u in range(KH):
-                    weight = vert[o, u]
-                    src = lat[o, oh - oh0 + u]
-                    for j in range(W):
-                        v_row[j] += weight * src[j]
-                # 3. horizontal: y[b, o, oh, ow] = bias[o] + Σ_t hor[o, t] · v_pad[ow + t]
-                y_row = y[b, o, oh]
-                y_row[:] = bias[o]
+            # 2. vertical: v[r·W + j] = Σ_u vert[o, u] · lat[o, r + u, j] for all R rows at once: row r + u
+            #    of lat is the same flat shift u·W for every r, so each tap is one R·W-long loop
+            lat_o = lat_flat[o * rows * W:(o + 1) * rows * W]
+            v[:] = 0
+            for u in range(KH):
+                weight = vert[o, u]
+                src = lat_o[u * W:(u + R) * W]
+                for j in range(R * W):
+                    v[j] += weight * src[j]
+            # 3. horizontal: y[b, o, oh0 + r, ow] = bias[o] + Σ_t hor[o, t] · v[r·W + ow − pw + t], tap t
+            #    only over the columns whose source lies in the row (the rest is zero padding)
+            bias_o = bias[o]
+            for r in range(R):
+                y_row, v_row = y[b, o, oh0 + r], v[r * W:(r + 1) * W]
+                y_row[:] = bias_o
                 for t in range(KW):
                     weight = hor[o, t]
-                    src = v_pad[t:]
-                    for ow in range(OW):
-                        y_row[ow] += weight * src[ow]
+                    lo, hi = max(0, pw - t), min(OW, W + pw - t)
+                    dst, src = y_row[lo:hi], v_row[lo - pw + t:hi - pw + t]
+                    for j in range(hi - lo):
+                        dst[j] += weight * src[j]
 
 
 # ----------------------------------------------------------------------------------------------------
