@@ -28,8 +28,9 @@ Versions
     v1 ``octave_direct``  each term as formula loops, pooling done inline by averaging the f×f block of
                           every tap it reads: plain, and slow (the block is re-averaged for every tap).
     v2 ``octave_stacked`` the sub-convolutions as plain stride-1 dense convolutions by the standard
-                          conv2d kernel (kernels/conv/cpu.py: at stride 1 its v5, one row product per
-                          tap over zero-padded wide rows), called per term rather than fused into one
+                          conv2d kernel (kernels/conv/cpu.py: at stride 1 its v6, zero-padded wide rows
+                          and 4 output channels × 64 positions summed in registers), called per term
+                          rather than fused into one
                           kernel: each term is an ordinary convolution on its own grid, and a fused
                           kernel would only save the small pooled inputs and the low-resolution partial
                           sum.  What is gained instead:
