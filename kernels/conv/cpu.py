@@ -76,11 +76,11 @@ Versions
                          turns: ResNet 3×3 layer 13.3 ms vs 20.4 for v5 (≈ 140 GFLOP/s); 3×3 on 7×7 maps,
                          512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs 2.9 ms.  Not used
                          for 1×1 layers of 256+ pixels (v4 ran 1.5–2.4× faster: a 1×1 layer's sum is too
-                         short to pay for the band copy) nor below PLANES_MAX_TERMS terms (depthwise:
+                         short to pay for the band copy) nor below FLAT_MIN_TERMS terms (depthwise:
                          3 of the 4 register rows would be padding; v3 ran 2× faster).
-    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v3 at stride 1
-    when each output sums fewer than PLANES_MAX_TERMS terms (Cg·KD·KH·KW); v6 for the other conv1d and
-    conv2d layers at stride 1; v2 for conv3d and the remaining 1×1 layers; else v5.
+    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 for conv1d
+    and conv2d at stride 1 from FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW); v3 at stride 1 below
+    PLANES_MAX_TERMS terms; v2 for conv3d and the remaining 1×1 layers; else v5.
     Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
     v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
 
@@ -103,7 +103,9 @@ valid_outputs_jit = numba.njit(valid_outputs)
 
 TILE_W = 96     # most output pixels per v2 tile: rows up to 96 wide are one tile (P = 96 × K stays in L2);
                 # wider rows are cut into equal chunks (a row of 56 as 48 + 8 was measured 15% slower)
-PLANES_MAX_TERMS = 32   # below this many terms per output (Cg·KD·KH·KW), v3 beats v6's register block
+PLANES_MAX_TERMS = 64   # below this many terms per output (Cg·KD·KH·KW), v3 beats the matrix product
+FLAT_MIN_TERMS = 32     # from this many terms per output, v6's register block beats v3 (depthwise, 9
+                        # terms: v3 2× faster; 36 terms: even; 63 terms: v6 1.27× faster)
 POINTWISE_MIN_PIX = 256 # v4 for pointwise maps from 16×16 up: on 7×7 maps its rows are too short (v2 ran 2×
                         # faster), on 14×14 the two ran alike, from 16×16 v4 led (2× on 56×56)
 POINTWISE_PIX = 512     # most pixels per v4 task: 4 output rows of 512 stay in L1, Cg input rows in L2
@@ -510,10 +512,10 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
 
     version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4), "slab"
     (v5, conv1d and conv2d), "flat" (v6, conv1d and conv2d at stride 1) or "auto" (v4 for pointwise
-    layers of POINTWISE_MIN_PIX pixels or more; v3 at stride 1 when each output sums fewer than
-    PLANES_MAX_TERMS terms — too short a sum for a register block to pay; v6 for the other conv1d and
-    conv2d layers at stride 1; v2 for conv3d and 1×1 layers at other strides (measured faster there than
-    v5); else v5).
+    layers of POINTWISE_MIN_PIX pixels or more; v6 for conv1d and conv2d at stride 1 when each output
+    sums at least FLAT_MIN_TERMS terms; v3 at stride 1 when it sums fewer than PLANES_MAX_TERMS — too
+    short a sum for a matrix product to pay; v2 for conv3d and 1×1 layers at other strides (measured
+    faster there than v5); else v5).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -527,10 +529,10 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     if version == "auto":
         if pointwise and np.prod(x5.shape[2:]) >= POINTWISE_MIN_PIX:
             version = "pointwise"
+        elif unit_stride and nd < 3 and w[0].size >= FLAT_MIN_TERMS:
+            version = "flat"
         elif unit_stride and w[0].size < PLANES_MAX_TERMS:
             version = "planes"
-        elif unit_stride and nd < 3:
-            version = "flat"
         elif nd == 3 or one_by_one:
             version = "im2col"
         else:
