@@ -148,3 +148,30 @@ def test_conv_flat_version_matches_torch(size, kernel, padding, dilation, groups
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     with pytest.raises(fastconv.kernels.NotApplicable):
         cpu.conv(x, w, b, **{**plan.kernel_params, "stride": (2,) * len(size)}, version="flat")
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding, dilation, output_padding, groups, dtype", [
+    ((40, 37), (4, 4), (2, 2), (1, 1), (1, 1), (0, 0), 1, "float32"),  # DCGAN-like, several bands
+    ((33, 30), (3, 5), (2, 3), (1, 0), (2, 1), (1, 2), 2, "float64"),  # uneven everything, groups
+    ((20, 9), (3, 3), (3, 1), (6, 0), (1, 1), (0, 0), 1, "float64"),   # pad > reach: bands start inside x
+    ((1, 5), (1, 1), (1, 2), (0, 0), (1, 1), (0, 1), 1, "float32"),    # a phase without taps: bias only
+    ((300,), (8,), (4,), (2,), (1,), (0,), 1, "float32"),             # the 1-d upsampler shape
+])
+def test_conv_transpose_flat_version_matches_torch(size, kernel, stride, padding, dilation, output_padding,
+                                                   groups, dtype):
+    """The phase-by-phase register-block version (v4) of the transposed convolution: several bands per
+    image, phases with different tap counts, and outputs the phase grid leaves to the bias alone."""
+    from fastconv.kernels.conv_transpose import cpu
+    rng = np.random.default_rng(len(size) + sum(size))
+    x = rng.standard_normal((2, 3 * groups, *size)).astype(dtype)
+    w = rng.standard_normal((3 * groups, 5, *kernel)).astype(dtype)
+    b = rng.standard_normal(5 * groups).astype(dtype)
+    kind = f"conv_transpose{len(size)}d"
+    params = dict(stride=stride, padding=padding, dilation=dilation, output_padding=output_padding,
+                  groups=groups)
+    want = getattr(torch.nn.functional, kind)(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b),
+                                              **params).numpy()
+    plan = fastconv.plan(kind, x, w, bias=b, **params)
+    got = cpu.conv_transpose(x, w, b, **plan.kernel_params, version="flat")
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

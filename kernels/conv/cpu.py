@@ -439,11 +439,21 @@ def padded_band(x, b, c0, Cg, ih0, R, pw, Wp):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, n_out):
-    """out[out_base + o·plane + r·OW + col] = bias[o] + Σ_k A[o, k]·S[r·Wp + col + offs[k]]
+def store_plus(dst, src, value):
+    """dst[j] = src[j] + value.  Speed: value is a scalar argument; read from an array inside the loop it
+    kept the loop scalar (Numba cannot tell that dst does not overwrite it): 5× slower stores."""
+    for j in range(src.size):
+        dst[j] = src[j] + value
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, col_step, n_out):
+    """out[out_base + o·plane + r·row_step + col·col_step] = bias[o] + Σ_k A[o, k]·S[r·Wp + col + offs[k]]
     for o < n_out, r < n_rows, col < OW: the positions p = r·Wp + col of the wide rows, FLAT_N at a time,
-    MR output channels at a time (A has n_out rows rounded up to MR); columns col ≥ OW are dropped."""
-    L = n_rows * Wp
+    MR output channels at a time (A has n_out rows rounded up to MR); columns col ≥ OW are dropped.
+    A plain convolution writes whole rows (row_step = OW, col_step = 1); a phase of a transposed one
+    writes every s-th row and column of its output."""
+    L = (n_rows - 1) * Wp + OW                  # the last row's columns past OW are not needed
     T = np.empty(MR * FLAT_N, dtype=S.dtype)
     for p0 in range(0, L, FLAT_N):
         for o0 in range(0, n_out, MR):
@@ -456,13 +466,12 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, n_out):
                 if col < OW:
                     m = min(OW, col + run) - col
                     for i in range(min(MR, n_out - o0)):
-                        start = out_base + (o0 + i) * plane + r * OW + col
-                        out_part, T_part = out[start:start + m], T[i * FLAT_N + n:i * FLAT_N + n + m]
-                        # speed: the bias read once; read inside the loop it kept the loop scalar
-                        # (Numba cannot tell that out does not overwrite it): 5× slower stores
-                        bias_o = bias[o0 + i]
-                        for j in range(m):
-                            out_part[j] = T_part[j] + bias_o
+                        start = out_base + (o0 + i) * plane + r * row_step + col * col_step
+                        T_part = T[i * FLAT_N + n:i * FLAT_N + n + m]
+                        if col_step == 1:       # speed: a slice without a step is contiguous to Numba
+                            store_plus(out[start:start + m], T_part, bias[o0 + i])
+                        else:
+                            store_plus(out[start:start + (m - 1) * col_step + 1:col_step], T_part, bias[o0 + i])
                 n += run
 
 
@@ -490,7 +499,7 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
         S = padded_band(x, b, g * Cg, Cg, oh0 - ph, R, pw, Wp)
         # 2. its output rows for the group's Og channels
         flat_band(S, offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
-                  ((b * O + g * Og) * OH + oh0) * OW, OH * OW, Og)
+                  ((b * O + g * Og) * OH + oh0) * OW, OH * OW, OW, 1, Og)
 
 
 # ----------------------------------------------------------------------------------------------------

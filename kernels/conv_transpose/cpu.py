@@ -21,7 +21,7 @@ Cost
 
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, phase, chunk).
-    v3: one task per (b, g, input depth, band of input rows).
+    v3: one task per (b, g, input depth, band of input rows).   v4: one task per (b, g, band of phase rows).
     Gathering means every task writes only its own outputs: no scatter, no atomics, no races.
 
 Versions
@@ -49,7 +49,16 @@ Versions
                           channels-last copy), forms the product per tap with ``rows_product`` (the
                           axpy form of kernels/_cpu_gemm.py) into a small buffer Z, and writes Z into its
                           block positions (stride-s stores).
-    ``conv_transpose`` picks v3 when it applies, else v2.
+    v4 ``conv_transpose_flat``  (1-d and 2-d) the phases of v2, each computed as a stride-1 correlation
+                          with conv2d's v6 register block (kernels/conv/cpu.py ``flat_band``): output
+                          (rh + jh·sh, rw + jw·sw) reads input (jh + bh, jw + bw) through each tap pair of
+                          its phase, bh = (rh + ph − kh·dh)/sh, so over one zero-padded band of x's rows
+                          a phase is a list of offsets and a weight matrix (``flat_phases``), and
+                          4 output channels × 64 positions stay in 16 vector registers over all its terms.
+                          No patch is built (v2 copies every input value once per tap into its patch);
+                          every phase reads the same band, and writes every sh-th row and sw-th column.
+                          One thread, DCGAN 4×4 layer: 17 ms against v2's 22; 1-d upsampler 0.7 vs 1.1 ms.
+    ``conv_transpose`` picks v3 when it applies, else v4 (1-d, 2-d) or v2 (3-d).
 
 Caveats
     Accumulation in the input dtype; v2 sums in another order than v1 (agrees to rounding).
@@ -62,7 +71,7 @@ from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
 from .._cpu_rows import band_height
 from .._index import as_3d, pad3, transposed_source, valid_outputs
-from ..conv.cpu import to_channels_last
+from ..conv.cpu import FLAT_BAND_PIX, flat_band, padded_band, to_channels_last
 
 source_jit = numba.njit(transposed_source)
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -244,13 +253,95 @@ def conv_transpose_blocks(x, A, bias, y, D, H, W, band):
 
 
 # ----------------------------------------------------------------------------------------------------
+# v4: each output phase is a stride-1 correlation, through conv2d's register block
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(cache=True)
+def flat_phases(w4, groups, sh, sw, ph, pw, dh, dw, R, Wp, row_lo, col_lo):
+    """The phases of a 2-d transposed convolution as stride-1 correlations over one padded band.
+
+    Phase (rh, rw) holds the outputs (rh + jh·sh, rw + jw·sw); its taps are the kh with
+    (rh + ph − kh·dh) mod sh = 0 (likewise kw), and output jh reads input row jh + bh,
+    bh = (rh + ph − kh·dh)/sh. In a band whose row 0 is input row jh0 + row_lo and whose column 0 is
+    input column col_lo (Cg planes of R rows of Wp values), the phase's term (c, t) — channel c, t-th
+    tap pair (kh, kw) — therefore sits at offs[phase, c·n + t] = (c·R + bh − row_lo)·Wp + bw − col_lo
+    from output position 0, with weight A[phase, g, o', c·n + t] = w[g·Cg + c, o', kh, kw]
+    (n = the phase's tap pairs).  n_terms[phase] = Cg·n (0 when the phase has no tap: its outputs are
+    the bias alone).  Numba, not numpy: the numpy form cost 0.14 ms a call, a quarter of a small layer."""
+    C, Og, KH, KW = w4.shape
+    Cg = C // groups
+    n_pairs = np.zeros(sh * sw, dtype=np.int64)
+    for phase in range(sh * sw):
+        rh, rw = phase // sw, phase % sw
+        n_kh = sum([1 for kh in range(KH) if (rh + ph - kh * dh) % sh == 0])
+        n_kw = sum([1 for kw in range(KW) if (rw + pw - kw * dw) % sw == 0])
+        n_pairs[phase] = n_kh * n_kw
+    K = max(1, Cg * n_pairs.max())
+    A = np.zeros((sh * sw, groups, round_up(Og, MR), K), dtype=w4.dtype)
+    offs = np.zeros((sh * sw, K), dtype=np.int64)
+    for phase in range(sh * sw):
+        rh, rw, n = phase // sw, phase % sw, n_pairs[phase]
+        t = 0
+        for kh in range(KH):
+            if (rh + ph - kh * dh) % sh != 0:
+                continue
+            bh = (rh + ph - kh * dh) // sh
+            for kw in range(KW):
+                if (rw + pw - kw * dw) % sw != 0:
+                    continue
+                bw = (rw + pw - kw * dw) // sw
+                for c in range(Cg):
+                    offs[phase, c * n + t] = (c * R + bh - row_lo) * Wp + bw - col_lo
+                    for g in range(groups):
+                        for o in range(Og):
+                            A[phase, g, o, c * n + t] = w4[g * Cg + c, o, kh, kw]
+                t += 1
+    return A, offs, Cg * n_pairs
+
+
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def conv_transpose_flat(x, A, offs, n_terms, bias, y, sh, sw, band, R, Wp, row_lo, col_lo):
+    """x (B, C, H, W), y (B, O, OH, OW); A, offs, n_terms from ``flat_phases``.  A task owns the phase
+    rows jh0 … jh0 + band − 1 of one (b, g): it copies their input rows once (zero-padded, col_lo ≤ 0),
+    then runs every phase over that one band with its own offsets and weights."""
+    B, C, H, W = x.shape
+    G = A.shape[1]
+    _, O, OH, OW = y.shape
+    Cg, Og = C // G, O // G
+    n_bands = ((OH + sh - 1) // sh + band - 1) // band       # phase 0 has the most rows
+    yf = y.reshape(-1)
+    for task in prange(B * G * n_bands):
+        jh0 = task % n_bands * band
+        g = task // n_bands % G
+        b = task // (n_bands * G)
+        S = padded_band(x, b, g * Cg, Cg, jh0 + row_lo, R, -col_lo, Wp)
+        bias_g = bias[g * Og:(g + 1) * Og]
+        for phase in range(sh * sw):
+            rh, rw = phase // sw, phase % sw
+            n_rows = min(band, (OH - rh + sh - 1) // sh - jh0)    # rows and columns of this phase
+            n_cols = (OW - rw + sw - 1) // sw
+            if n_rows <= 0 or n_cols <= 0:
+                continue
+            K = n_terms[phase]
+            # y[b, g·Og + o', rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
+            base = ((b * O + g * Og) * OH + rh + jh0 * sh) * OW + rw
+            if K == 0:
+                for o in range(Og):
+                    for r in range(n_rows):
+                        row = base + o * OH * OW + r * sh * OW
+                        yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
+            else:
+                flat_band(S, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols, yf, base,
+                          OH * OW, sh * OW, sw, Og)
+
+
+# ----------------------------------------------------------------------------------------------------
 # The wrapper fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y = conv_transpose{nd}d(x, w, bias); output_padding is already in ``out_size`` (from the plan).
 
-    version: "direct" (v1), "phases" (v2), "blocks" (v3: kernel = stride, no padding, dilation 1) or
-    "auto" (v3 when it applies, else v2).
+    version: "direct" (v1), "phases" (v2), "blocks" (v3: kernel = stride, no padding, dilation 1),
+    "flat" (v4, 1-d and 2-d) or "auto" (v3 when it applies, else v4, or v2 for 3-d).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -262,7 +353,7 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     blocks = kernel == strides and geometry[3:] == (0, 0, 0, 1, 1, 1) and y5.shape[2:] == tuple(
         i * k for i, k in zip(x5.shape[2:], kernel))          # disjoint blocks tiling the whole output
     if version == "auto":
-        version = "blocks" if blocks else "phases"
+        version = "blocks" if blocks else "phases" if nd == 3 else "flat"
     if version == "direct":
         conv_transpose_direct(x5, w5, bias, y5, *geometry)
     elif version == "blocks":
@@ -274,6 +365,23 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
         A = np.ascontiguousarray(w5.reshape(groups, Cg, Og, *kernel).transpose(0, 3, 4, 5, 2, 1))
         band = min(band_height(B * groups * D, H), max(1, BLOCKS_PIX // W))
         conv_transpose_blocks(x5.reshape(B, groups, Cg, -1), A, bias, y5, D, H, W, band)
+    elif version == "flat":
+        if nd == 3:
+            raise NotApplicable("version='flat' is for conv_transpose1d and conv_transpose2d")
+        sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
+        (C, H, W), (OH, OW), (KH, KW) = x5.shape[1:2] + x5.shape[3:], y5.shape[3:], w5.shape[3:]
+        # the band: input rows jh + bh and columns jw + bw over all phases' taps, bh from
+        # (ph − (KH − 1)·dh)//sh to (sh − 1 + ph)//sh (likewise bw); column 0 never past the image's first
+        row_lo, row_hi = (ph - (KH - 1) * dh) // sh, (sh - 1 + ph) // sh
+        col_lo, col_hi = min(0, (pw - (KW - 1) * dw) // sw), (sw - 1 + pw) // sw
+        n_jh, n_jw = -(-OH // sh), -(-OW // sw)
+        Wp = max(n_jw + col_hi, W) - col_lo                 # every phase's columns, and all of x's
+        n_bands = -(-n_jh * Wp // FLAT_BAND_PIX)
+        band = -(-n_jh // n_bands)
+        R = band + row_hi - row_lo
+        A, offs, n_terms = flat_phases(w5[:, :, 0], groups, sh, sw, ph, pw, dh, dw, R, Wp, row_lo, col_lo)
+        conv_transpose_flat(x5.reshape(B, C, H, W), A, offs, n_terms, bias, y5.reshape(B, O, OH, OW), sh, sw,
+                            band, R, Wp, row_lo, col_lo)
     elif version == "phases":
         taps = [phase_taps(k, s, p, d) for k, s, p, d in zip(w5.shape[2:], *np.reshape(geometry, (3, 3)))]
         A = phase_weights(w5, groups, *taps)
@@ -284,4 +392,4 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     return y5.reshape((B, O) + tuple(out_size))
 
 
-VERSIONS = ("direct", "phases", "blocks")
+VERSIONS = ("direct", "phases", "blocks", "flat")

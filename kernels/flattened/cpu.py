@@ -121,7 +121,7 @@ def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
         lat_flat = np.zeros(O * rows * W + FLAT_N, dtype=x.dtype)
         S = padded_band(x, b, 0, C, lo, n_in, 0, W)
         flat_band(S, flat_offsets(C, 1, 1, n_in, W, 1, 1), A, no_bias, n_in, W, W, lat_flat, (lo - i0) * W,
-                  rows * W, O)
+                  rows * W, W, 1, O)
         v = np.empty(R * W, dtype=x.dtype)                      # one channel's v rows for the band
         for o in range(O):
             # 2. vertical: v[r·W + j] = Σ_u vert[o, u] · lat[o, r + u, j] for all R rows at once: row r + u

@@ -154,9 +154,10 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band):
         i_lo, i_hi = max(0, p - oh0), min(rows, H + p - oh0)
         S = padded_band(x, b, 0, C, oh0 - p + i_lo, rows, p, Wp)
         r = np.zeros(M * rows * OW + FLAT_N, dtype=x.dtype)
-        flat_band(S, offs_row, A_row, no_bias, i_hi - i_lo, Wp, OW, r, i_lo * OW, rows * OW, M)
+        flat_band(S, offs_row, A_row, no_bias, i_hi - i_lo, Wp, OW, r, i_lo * OW, rows * OW, OW, 1, M)
         # 2. the column filter from the buffer: y[b, o, oh0 + i, ow] = bias[o] + Σ_{m, u} col[o, m, u]·r[m, i + u, ow]
-        flat_band(r, offs_col, A_col, bias, min(band, OH - oh0), OW, OW, yf, (b * O * OH + oh0) * OW, OH * OW, O)
+        flat_band(r, offs_col, A_col, bias, min(band, OH - oh0), OW, OW, yf, (b * O * OH + oh0) * OW, OH * OW,
+                  OW, 1, O)
 
 
 # ----------------------------------------------------------------------------------------------------
