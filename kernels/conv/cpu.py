@@ -66,18 +66,18 @@ Versions
                          in registers.  A task copies the input rows of a band of output rows into S,
                          zero-padded, Wp = OW + (KW−1)·dw columns per row (the last Wp − OW outputs of a
                          wide row are computed and dropped).  An output position p = r·Wp + col then reads
-                         tap k = (c, kh, kw) at S[p + offs[k]], offs[k] = (c·R + kh·dh)·Wp + kw·dw: 64
-                         consecutive positions read 64 consecutive values.  ``flat_block`` holds 4 output
-                         channels × 64 positions in 16 ``Lanes`` registers (kernels/_simd.py) while k runs
-                         over all Cg·KH·KW taps: per k, 4 vector loads and 4 broadcast weights feed 16
+                         tap k = (c, kh, kw) at S[p + offs[k]], offs[k] = (c·R + kh·dh)·Wp + kw·dw: 32
+                         consecutive positions read 32 consecutive values.  ``flat_block`` holds 8 output
+                         channels × 32 positions in 16 ``Lanes`` registers (kernels/_simd.py) while k runs
+                         over all Cg·KH·KW taps: per k, 2 vector loads and 8 broadcast weights feed 16
                          fused multiply-adds, with no patch, no horizontal sums and no stores until the end
                          (v2/v5's ``tile_matmul`` ends every 4×3 tile in 12 horizontal sums and loads 7
                          values per 12 multiply-adds).  Measured, one thread, CPU time, the versions in
-                         turns: ResNet 3×3 layer 13.3 ms vs 20.4 for v5 (≈ 140 GFLOP/s); 3×3 on 7×7 maps,
+                         turns: ResNet 3×3 layer 10.3 ms vs 16.7 for v5 (≈ 180 GFLOP/s; oneDNN ≈ 190); 3×3 on 7×7 maps,
                          512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs 2.9 ms.  Not used
                          for 1×1 layers of 256+ pixels (v4 ran 1.5–2.4× faster: a 1×1 layer's sum is too
                          short to pay for the band copy) nor below FLAT_MIN_TERMS terms (depthwise:
-                         3 of the 4 register rows would be padding; v3 ran 2× faster).
+                         7 of the 8 register rows would be padding; v3 ran 2× faster).
     ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 for conv1d
     and conv2d at stride 1 from FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW); v3 at stride 1 below
     PLANES_MAX_TERMS terms; v2 for conv3d and the remaining 1×1 layers; else v5.
@@ -377,41 +377,43 @@ def conv_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
 
 
 # ----------------------------------------------------------------------------------------------------
-# v6: stride 1, zero-padded "wide" rows of a band, and a 4 × 64 block of outputs in 16 registers
+# v6: stride 1, zero-padded "wide" rows of a band, and an 8 × 32 block of outputs in 16 registers
 # ----------------------------------------------------------------------------------------------------
-FLAT_N = 4 * LANES      # output positions per register block (4 registers of 16 lanes per output channel)
+FLAT_N = 2 * LANES      # output positions per register block (2 registers of 16 lanes per output channel)
+FLAT_MR = 8             # output channels per register block: 8 × 2 = 16 accumulator registers
 FLAT_BAND_PIX = 1024    # about this many output positions per v6 task (a band of whole output rows)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def flat_block(S, s0, offs, A, o0, T):
-    """T[i·FLAT_N + n] = Σ_k A[o0 + i, k]·S[s0 + offs[k] + n] for i < MR = 4 and n < FLAT_N = 64.
+    """T[i·FLAT_N + n] = Σ_k A[o0 + i, k]·S[s0 + offs[k] + n] for i < FLAT_MR = 8 and n < FLAT_N = 32.
 
-    The 4 × 64 sums live in 16 ``Lanes`` registers for the whole k loop: each step loads 4 vectors of S
-    and 4 weights (broadcast) for 16 fused multiply-adds, and nothing is stored until the end."""
-    c00, c01, c02, c03 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c10, c11, c12, c13 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c20, c21, c22, c23 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c30, c31, c32, c33 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    The 8 × 32 sums live in 16 ``Lanes`` registers for the whole k loop: each step loads 2 vectors of S
+    and 8 weights (broadcast) for 16 fused multiply-adds, and nothing is stored until the end.
+    Why 8 × 32 and not 4 × 64 (also 16 registers): S's vectors come from L2 once a band outgrows L1,
+    A's 8 rows stay in L1, so halving S's loads per multiply-add measured 5–14% faster on the
+    benchmark layers' bands (one thread), and 32-position blocks waste less at the end of a band."""
+    c00, c01, c10, c11 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c20, c21, c30, c31 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c40, c41, c50, c51 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c60, c61, c70, c71 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
     a0, a1, a2, a3 = A[o0], A[o0 + 1], A[o0 + 2], A[o0 + 3]
+    a4, a5, a6, a7 = A[o0 + 4], A[o0 + 5], A[o0 + 6], A[o0 + 7]
     for k in range(offs.size):
         s = s0 + offs[k]
         v0, v1 = simd.load(S, s), simd.load(S, s + LANES)
-        v2, v3 = simd.load(S, s + 2 * LANES), simd.load(S, s + 3 * LANES)
         c00, c01 = simd.fma(c00, a0[k], v0), simd.fma(c01, a0[k], v1)
-        c02, c03 = simd.fma(c02, a0[k], v2), simd.fma(c03, a0[k], v3)
         c10, c11 = simd.fma(c10, a1[k], v0), simd.fma(c11, a1[k], v1)
-        c12, c13 = simd.fma(c12, a1[k], v2), simd.fma(c13, a1[k], v3)
         c20, c21 = simd.fma(c20, a2[k], v0), simd.fma(c21, a2[k], v1)
-        c22, c23 = simd.fma(c22, a2[k], v2), simd.fma(c23, a2[k], v3)
         c30, c31 = simd.fma(c30, a3[k], v0), simd.fma(c31, a3[k], v1)
-        c32, c33 = simd.fma(c32, a3[k], v2), simd.fma(c33, a3[k], v3)
-    for i, (r0, r1, r2, r3) in enumerate(((c00, c01, c02, c03), (c10, c11, c12, c13),
-                                          (c20, c21, c22, c23), (c30, c31, c32, c33))):
+        c40, c41 = simd.fma(c40, a4[k], v0), simd.fma(c41, a4[k], v1)
+        c50, c51 = simd.fma(c50, a5[k], v0), simd.fma(c51, a5[k], v1)
+        c60, c61 = simd.fma(c60, a6[k], v0), simd.fma(c61, a6[k], v1)
+        c70, c71 = simd.fma(c70, a7[k], v0), simd.fma(c71, a7[k], v1)
+    for i, (r0, r1) in enumerate(((c00, c01), (c10, c11), (c20, c21), (c30, c31),
+                                  (c40, c41), (c50, c51), (c60, c61), (c70, c71))):
         simd.store(T, i * FLAT_N, r0)
         simd.store(T, i * FLAT_N + LANES, r1)
-        simd.store(T, i * FLAT_N + 2 * LANES, r2)
-        simd.store(T, i * FLAT_N + 3 * LANES, r3)
 
 
 @numba.njit(cache=True)
@@ -450,22 +452,22 @@ def store_plus(dst, src, value):
 def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, col_step, n_out):
     """out[out_base + o·plane + r·row_step + col·col_step] = bias[o] + Σ_k A[o, k]·S[r·Wp + col + offs[k]]
     for o < n_out, r < n_rows, col < OW: the positions p = r·Wp + col of the wide rows, FLAT_N at a time,
-    MR output channels at a time (A has n_out rows rounded up to MR); columns col ≥ OW are dropped.
+    FLAT_MR output channels at a time (A has n_out rows rounded up to FLAT_MR); columns col ≥ OW are dropped.
     A plain convolution writes whole rows (row_step = OW, col_step = 1); a phase of a transposed one
     writes every s-th row and column of its output."""
     L = (n_rows - 1) * Wp + OW                  # the last row's columns past OW are not needed
-    T = np.empty(MR * FLAT_N, dtype=S.dtype)
+    T = np.empty(FLAT_MR * FLAT_N, dtype=S.dtype)
     for p0 in range(0, L, FLAT_N):
-        for o0 in range(0, n_out, MR):
+        for o0 in range(0, n_out, FLAT_MR):
             flat_block(S, p0, offs, A, o0, T)
-            # the block's positions, one row segment at a time, for its MR output channels
+            # the block's positions, one row segment at a time, for its FLAT_MR output channels
             n = 0
             while n < FLAT_N and p0 + n < L:
                 r, col = (p0 + n) // Wp, (p0 + n) % Wp
                 run = min(FLAT_N - n, Wp - col)
                 if col < OW:
                     m = min(OW, col + run) - col
-                    for i in range(min(MR, n_out - o0)):
+                    for i in range(min(FLAT_MR, n_out - o0)):
                         start = out_base + (o0 + i) * plane + r * row_step + col * col_step
                         T_part = T[i * FLAT_N + n:i * FLAT_N + n + m]
                         if col_step == 1:       # speed: a slice without a step is contiguous to Numba
@@ -477,7 +479,7 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
-    """v6, stride 1: x (B, C, H, W), y (B, O, OH, OW); A (BA, G, Og rounded up to MR, K) with taps in
+    """v6, stride 1: x (B, C, H, W), y (B, O, OH, OW); A (BA, G, Og rounded up to FLAT_MR, K) with taps in
     (c, kh, kw) order (``weight_matrices(..., taps_first=False)``), bias (BA, O), BA = 1 or B."""
     B, C, H, W = x.shape
     G = A.shape[1]
@@ -506,12 +508,12 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
 # The wrapper fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def weight_matrices(w5, groups, taps_first=True):
-    """w (O, Cg, KD, KH, KW) -> A (G, Og rounded up to MR, KD·KH·KW·Cg), columns in (kd, kh, kw, c) order
-    to match a channels-last patch (v2, v5), or in w's own (c, kd, kh, kw) order when not taps_first (v6);
-    extra rows zero."""
+    """w (O, Cg, KD, KH, KW) -> A (G, Og rounded up, KD·KH·KW·Cg), columns in (kd, kh, kw, c) order
+    to match a channels-last patch (v2, v5; rows up to a multiple of tile_matmul's MR), or in w's own
+    (c, kd, kh, kw) order when not taps_first (v6; rows up to a multiple of FLAT_MR); extra rows zero."""
     O = w5.shape[0]
     Og = O // groups
-    A = np.zeros((groups, round_up(Og, MR), w5[0].size), dtype=w5.dtype)
+    A = np.zeros((groups, round_up(Og, MR if taps_first else FLAT_MR), w5[0].size), dtype=w5.dtype)
     A[:, :Og] = (w5.transpose(0, 2, 3, 4, 1) if taps_first else w5).reshape(groups, Og, -1)
     return A
 

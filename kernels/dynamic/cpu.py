@@ -68,7 +68,7 @@ Versions
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
     v6 ``flat``     stride 1: conv2d's v6 (kernels/conv/cpu.py ``conv_flat``) with each sample's A[b]: a band
-                    of zero-padded "wide" input rows, and 4 output channels × 64 positions summed in 16
+                    of zero-padded "wide" input rows, and 8 output channels × 32 positions summed in 16
                     vector registers over all Cg·kh·kw taps, no patch at all.  Measured on the ResNet
                     3×3 layer (one thread, CPU time): ≈ 13 ms vs ≈ 20 ms for v4.
     ``auto`` is v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels (conv2d's rule), v3 when it
@@ -92,7 +92,7 @@ from numba import prange
 from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, round_up
 from .._index import as_3d
-from ..conv.cpu import (POINTWISE_MIN_PIX, conv_direct, conv_flat, conv_im2col, conv_planes, conv_pointwise,
+from ..conv.cpu import (FLAT_MR, POINTWISE_MIN_PIX, conv_direct, conv_flat, conv_im2col, conv_planes, conv_pointwise,
                         conv_slab, to_channels_last)
 
 
@@ -164,10 +164,11 @@ def assemble_warehouse(cells, alpha, A, KH, KW, taps_first):
 # ----------------------------------------------------------------------------------------------------
 # The wrappers fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
-def _matrices(batch, groups, out_channels, taps, dtype):
-    """The per-sample GEMM weights A (B, G, Og rounded up to MR, taps), padded rows zero."""
+def _matrices(batch, groups, out_channels, taps, dtype, version):
+    """The per-sample GEMM weights A (B, G, Og rounded up to the version's register block, taps), padded
+    rows zero."""
     Og = out_channels // groups
-    return np.zeros((batch, groups, round_up(Og, MR), taps), dtype=dtype)
+    return np.zeros((batch, groups, round_up(Og, FLAT_MR if version == "flat" else MR), taps), dtype=dtype)
 
 
 def _resolve(version, groups, in_channels, kernel_size, stride, padding, pixels):
@@ -240,7 +241,7 @@ def dynamic(x, w, attention, bias=None, *, stride, padding, dilation, groups, ou
     K, O, Cg, KH, KW = w.shape
     version = _resolve(version, groups, x.shape[1], (KH, KW), stride, padding, int(np.prod(x.shape[2:])))
     B, dtype = x.shape[0], x.dtype
-    A = _matrices(B, groups, O, Cg * KH * KW, dtype)
+    A = _matrices(B, groups, O, Cg * KH * KW, dtype, version)
     aggregate_experts(_experts(w, _taps_first(version)), attention, _ones(B, KH * KW, dtype),
                       _ones(B, x.shape[1], dtype), _ones(B, O, dtype), A, _taps_first(version))
     biases = np.zeros((B, O), dtype=dtype) if bias is None else np.ascontiguousarray(attention @ bias)
@@ -254,7 +255,7 @@ def odconv(x, w, kernel_attention=None, spatial_attention=None, in_attention=Non
     version = _resolve(version, groups, x.shape[1], (KH, KW), stride, padding, int(np.prod(x.shape[2:])))
     B, dtype = x.shape[0], x.dtype
     or_ones = lambda a, n: _ones(B, n, dtype) if a is None else a.reshape(B, n)
-    A = _matrices(B, groups, O, Cg * KH * KW, dtype)
+    A = _matrices(B, groups, O, Cg * KH * KW, dtype, version)
     aggregate_experts(_experts(w, _taps_first(version)), or_ones(kernel_attention, N),
                       or_ones(spatial_attention, KH * KW), or_ones(in_attention, x.shape[1]),
                       or_ones(out_attention, O), A, _taps_first(version))
@@ -268,7 +269,7 @@ def kernel_warehouse(x, cells, attention, *, out_channels, kernel_size, stride, 
     version = _resolve(version, 1, x.shape[1], kernel_size, stride, padding, int(np.prod(x.shape[2:])))
     B, Cin = x.shape[:2]
     KH, KW = kernel_size
-    A = _matrices(B, 1, out_channels, Cin * KH * KW, x.dtype)
+    A = _matrices(B, 1, out_channels, Cin * KH * KW, x.dtype, version)
     assemble_warehouse(cells, attention, A, KH, KW, _taps_first(version))
     return _convolve(x, A, np.zeros((B, out_channels), dtype=x.dtype), kernel_size, stride, padding, dilation,
                      out_size, version)

@@ -24,7 +24,7 @@ Versions
     v1 ``flattened_staged`` the three stages as formula loops, l and v as full tensors.
     v2 ``flattened_fused``  per band: the lateral stage on the band's rows plus the KH − 1 halo rows is a
                             matrix product (x's rows as they are times w, by conv2d's register block
-                            ``flat_band``: 4 output channels × 64 pixels in registers over all C inputs,
+                            ``flat_band``: 8 output channels × 32 pixels in registers over all C inputs,
                             no patch) into a task-local buffer; the vertical and
                             horizontal stages then run per channel from that buffer (v for the band's
                             rows in a task-local R·W buffer; the vertical stage one R·W-long loop per tap
@@ -44,7 +44,7 @@ from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR
 from .._cpu_rows import band_height, padded_rows
-from ..conv.cpu import FLAT_N, flat_band, flat_offsets, padded_band
+from ..conv.cpu import FLAT_MR, FLAT_N, flat_band, flat_offsets, padded_band
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -99,7 +99,7 @@ def flattened_staged(x, w, vert, hor, bias, y, ph, pw):
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
-    """A: the lateral w padded with zero rows to a multiple of MR."""
+    """A: the lateral w padded with zero rows to a multiple of FLAT_MR."""
     B, C, H, W = x.shape
     O, KH = vert.shape
     KW = hor.shape[1]
@@ -160,7 +160,7 @@ def flattened(x, w, vertical, horizontal, bias=None, *, padding, version="auto")
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     if version in ("auto", "fused"):
-        flattened_fused(x, padded_rows(w, MR), vertical, horizontal, bias, y, ph, pw, band_height(B, OH))
+        flattened_fused(x, padded_rows(w, FLAT_MR), vertical, horizontal, bias, y, ph, pw, band_height(B, OH))
     elif version == "staged":
         flattened_staged(x, w, vertical, horizontal, bias, y, ph, pw)
     else:

@@ -35,7 +35,7 @@ Versions
                              columns, the last KW − 1 outputs of each dropped) and writes r straight in the
                              layout the column filter reads (M planes of the band's rows; r's padding rows
                              are left zero, not computed); the column filter has no horizontal reach, so
-                             its rows are OW wide and nothing is dropped.  4 output channels × 64 positions
+                             its rows are OW wide and nothing is dropped.  8 output channels × 32 positions
                              stay in registers over all K = C·KW (resp. M·KH) taps: no patch, no horizontal
                              sums.  Measured (one thread, CPU time, Inception layer): 8.5 ms vs 9.7 for v2.
                              The dropped columns cost the row filter 35% here (23-wide rows for 17 outputs).
@@ -49,7 +49,7 @@ import numpy as np
 from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR
-from ..conv.cpu import FLAT_N, flat_band, flat_offsets, padded_band
+from ..conv.cpu import FLAT_MR, FLAT_N, flat_band, flat_offsets, padded_band
 from .._cpu_rows import band_height, channels_last_patch, padded_rows, tile_product
 
 GEMM_PIXELS = 96    # pixels per v2 matrix product: a few rows, so the patch (pixels × K) stays in L2
@@ -134,7 +134,7 @@ def spatial_fused(x, A_row, A_col, bias, y, M, KW, KH, p, band):
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band):
-    """A_row: w as (M rounded up to MR, C·KW), A_col: col as (O rounded up to MR, M·KH), both in w's own
+    """A_row: w as (M rounded up to FLAT_MR, C·KW), A_col: col as (O rounded up to FLAT_MR, M·KH), both in w's own
     (channel, tap) order."""
     B, C, H, W = x.shape
     _, O, OH, OW = y.shape
@@ -178,7 +178,7 @@ def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
         A_col = np.ascontiguousarray(col.reshape(O, M, KH).transpose(0, 2, 1)).reshape(O, KH * M)
         spatial_fused(x, padded_rows(A_row, MR), padded_rows(A_col, MR), bias, y, M, KW, KH, p, band_height(B, OH))
     elif version in ("auto", "flat"):
-        spatial_flat(x, padded_rows(w.reshape(M, C * KW), MR), padded_rows(col.reshape(O, M * KH), MR), bias, y,
+        spatial_flat(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), padded_rows(col.reshape(O, M * KH), FLAT_MR), bias, y,
                      M, KW, KH, p, band_height(B, OH))
     elif version == "two_pass":
         spatial_two_pass(x, w.reshape(M, C, KW), col.reshape(O, M, KH), bias, y, p)
