@@ -457,8 +457,8 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
     writes every s-th row and column of its output."""
     L = (n_rows - 1) * Wp + OW                  # the last row's columns past OW are not needed
     T = np.empty(FLAT_MR * FLAT_N, dtype=S.dtype)
-    for p0 in range(0, L, FLAT_N):
-        for o0 in range(0, n_out, FLAT_MR):
+    for o0 in range(0, n_out, FLAT_MR):
+        for p0 in range(0, L, FLAT_N):
             flat_block(S, p0, offs, A, o0, T)
             # the block's positions, one row segment at a time, for its FLAT_MR output channels
             n = 0
