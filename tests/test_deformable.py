@@ -64,6 +64,26 @@ def _bilinear_by_hand(img, y, x):
     return total
 
 
+@pytest.mark.parametrize("version", ["tiled", "flat"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_deform_conv2d_blocked_versions_on_many_tiles(version, dtype):
+    """v2 and v3 on a batch of several tiles (v3's run across images), weight and offset groups that
+    split each other's channels, 10 output channels per group (not a multiple of the register block)."""
+    from fastconv.kernels.deform_conv2d import cpu
+    B, groups, G, H, W = 3, 2, 3, 9, 11
+    x = rng.standard_normal((B, 12, H, W)).astype(dtype)
+    w = rng.standard_normal((20, 12 // groups, 3, 2)).astype(dtype)
+    bias = rng.standard_normal(20).astype(dtype)
+    Ho, Wo = H - 2 * (3 - 1), (W + 2 - (2 - 1) - 1) // 2 + 1    # stride (1, 2), padding (0, 1), dilation (2, 1)
+    offset = (2 * rng.standard_normal((B, 2 * G * 6, Ho, Wo))).astype(dtype)
+    mask = rng.random((B, G * 6, Ho, Wo)).astype(dtype)
+    params = dict(stride=(1, 2), padding=(0, 1), dilation=(2, 1))
+    want = reference.deform_conv2d(*(torch.from_numpy(a) for a in (x, w, bias, offset, mask)), **params).numpy()
+    got = cpu.deform_conv2d(x, w, bias, offset, mask, **params, groups=groups, offset_groups=G,
+                            out_size=want.shape[2:], version=version)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 if dtype == "float32" else 1e-10)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dy, dx", [(-1.0, 0.0), (-0.5, 0.25), (3.0, 2.5), (3.5, -0.75), (0.3, 4.0), (4.2, 1.0)])
 def test_bilinear_rule_at_the_borders(backend, dy, dx):
