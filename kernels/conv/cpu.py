@@ -95,7 +95,7 @@ from numba import prange
 from .. import NotApplicable
 from .. import _simd as simd
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_matmul, tile_product
-from .._cpu_rows import fill_padded_rows
+from .._cpu_rows import fill_padded_rows, transpose_into
 from .._index import as_3d, pad3, valid_outputs
 from .._simd import LANES
 
@@ -149,18 +149,16 @@ def conv_direct(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, cache=True)
 def to_channels_last(x):
-    """(B, C, D, H, W) -> (B, D, H, W, C): one pass over x, so that patch rows become contiguous copies."""
+    """(B, C, D, H, W) -> (B, D, H, W, C): one pass over x, so that patch rows become contiguous copies.
+    Each input row (C × W) is transposed by ``transpose_into`` (eight channels side by side; a plain
+    loop writing one value per channel stride ran ~3× slower)."""
     B, C, D, H, W = x.shape
     out = np.empty((B, D, H, W, C), dtype=x.dtype)
     for row in prange(B * D * H):
         h = row % H
         d = row // H % D
         b = row // (H * D)
-        out_row = out[b, d, h]                                  # (W, C)
-        for c in range(C):
-            x_row = x[b, c, d, h]
-            for w in range(W):
-                out_row[w, c] = x_row[w]
+        transpose_into(x[b, :, d, h, :], out[b, d, h])         # out[b, d, h, w, c] = x[b, c, d, h, w]
     return out
 
 

@@ -64,7 +64,7 @@ from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._cpu_rows import transpose_into
-from ..conv.cpu import FLAT_MR, FLAT_N, flat_block, store_plus
+from ..conv.cpu import FLAT_MR, FLAT_N, flat_block, store_plus, to_channels_last
 from ..deformable.sampling import bilinear_corners, sample_position
 
 corners_jit = numba.njit(bilinear_corners)
@@ -313,14 +313,14 @@ def deform_conv2d(x, w, bias=None, offset=None, mask=None, *, stride, padding, d
     if version == "direct":
         deform_direct(x, w, bias, offset, mask, has_mask, y, offset_groups, *geometry)
     elif version == "tiled":
-        xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        xh = to_channels_last(x[:, :, None])[:, 0]
         HoWo = out_size[0] * out_size[1]
         tile_n = -(-HoWo // -(-HoWo // TILE))            # TILE or less, so the tiles come out even
         deform_tiled(xh, weight_blocks(w, groups), bias, offset, mask, has_mask,
                      y.reshape(B, Cout, -1), offset_groups, tile_n, numba.get_num_threads(), *w.shape[2:],
                      *geometry)
     elif version in ("auto", "flat"):
-        xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        xh = to_channels_last(x[:, :, None])[:, 0]
         Cin_g, kh, kw = w.shape[1:]
         A = np.zeros((groups, 1, round_up(Cout // groups, FLAT_MR), kh * kw * Cin_g), dtype=w.dtype)
         fill_weight_blocks(w, A)                        # one block holding all taps, (u, v, c) order
