@@ -66,10 +66,10 @@ Versions
                          in registers.  A task copies the input rows of a band of output rows into S,
                          zero-padded, Wp = OW + (KW−1)·dw columns per row (the last Wp − OW outputs of a
                          wide row are computed and dropped).  An output position p = r·Wp + col then reads
-                         tap k = (c, kh, kw) at S[p + offs[k]], offs[k] = (c·R + kh·dh)·Wp + kw·dw: 32
-                         consecutive positions read 32 consecutive values.  ``flat_block`` holds 8 output
-                         channels × 32 positions in 16 ``Lanes`` registers (kernels/_simd.py) while k runs
-                         over all Cg·KH·KW taps: per k, 2 vector loads and 8 broadcast weights feed 16
+                         tap k = (c, kh, kw) at S[p + offs[k]], offs[k] = (c·R + kh·dh)·Wp + kw·dw: 48
+                         consecutive positions read 48 consecutive values.  ``flat_block`` holds 8 output
+                         channels × 48 positions in 24 ``Lanes`` registers (kernels/_simd.py) while k runs
+                         over all Cg·KH·KW taps: per k, 3 vector loads and 8 broadcast weights feed 24
                          fused multiply-adds, with no patch, no horizontal sums and no stores until the end
                          (v2/v5's ``tile_matmul`` ends every 4×3 tile in 12 horizontal sums and loads 7
                          values per 12 multiply-adds).  Measured, one thread, CPU time, the versions in
@@ -375,43 +375,49 @@ def conv_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
 
 
 # ----------------------------------------------------------------------------------------------------
-# v6: stride 1, zero-padded "wide" rows of a band, and an 8 × 32 block of outputs in 16 registers
+# v6: stride 1, zero-padded "wide" rows of a band, and an 8 × 48 block of outputs in 24 registers
 # ----------------------------------------------------------------------------------------------------
-FLAT_N = 2 * LANES      # output positions per register block (2 registers of 16 lanes per output channel)
-FLAT_MR = 8             # output channels per register block: 8 × 2 = 16 accumulator registers
+FLAT_N = 3 * LANES      # output positions per register block (3 registers of 16 lanes per output channel)
+FLAT_MR = 8             # output channels per register block: 8 × 3 = 24 accumulator registers
 FLAT_BAND_PIX = 1024    # about this many output positions per v6 task (a band of whole output rows)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def flat_block(S, s0, offs, A, o0, T):
-    """T[i·FLAT_N + n] = Σ_k A[o0 + i, k]·S[s0 + offs[k] + n] for i < FLAT_MR = 8 and n < FLAT_N = 32.
+    """T[i·FLAT_N + n] = Σ_k A[o0 + i, k]·S[s0 + offs[k] + n] for i < FLAT_MR = 8 and n < FLAT_N = 48.
 
-    The 8 × 32 sums live in 16 ``Lanes`` registers for the whole k loop: each step loads 2 vectors of S
-    and 8 weights (broadcast) for 16 fused multiply-adds, and nothing is stored until the end.
-    Why 8 × 32 and not 4 × 64 (also 16 registers): S's vectors come from L2 once a band outgrows L1,
-    A's 8 rows stay in L1, so halving S's loads per multiply-add measured 5–14% faster on the
-    benchmark layers' bands (one thread), and 32-position blocks waste less at the end of a band."""
-    c00, c01, c10, c11 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c20, c21, c30, c31 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c40, c41, c50, c51 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c60, c61, c70, c71 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    The 8 × 48 sums live in 24 ``Lanes`` registers (of AVX-512's 32) for the whole k loop: each step
+    loads 3 vectors of S and 8 weights (broadcast) for 24 fused multiply-adds, and nothing is stored
+    until the end.  Why this shape: S's vectors come from L2 once a band outgrows L1 while A's 8 rows
+    stay in L1, so the fewer S loads per multiply-add the better — measured on the benchmark layers'
+    bands (one thread), 8 × 32 ran 5–14% faster than 4 × 64 (both 16 registers), and 8 × 48 3–7%
+    faster than 8 × 32."""
+    c00, c01, c02 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c10, c11, c12 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c20, c21, c22 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c30, c31, c32 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c40, c41, c42 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c50, c51, c52 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c60, c61, c62 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
+    c70, c71, c72 = simd.zeros(S), simd.zeros(S), simd.zeros(S)
     a0, a1, a2, a3 = A[o0], A[o0 + 1], A[o0 + 2], A[o0 + 3]
     a4, a5, a6, a7 = A[o0 + 4], A[o0 + 5], A[o0 + 6], A[o0 + 7]
     for k in range(offs.size):
         s = s0 + offs[k]
-        v0, v1 = simd.load(S, s), simd.load(S, s + LANES)
-        c00, c01 = simd.fma(c00, a0[k], v0), simd.fma(c01, a0[k], v1)
-        c10, c11 = simd.fma(c10, a1[k], v0), simd.fma(c11, a1[k], v1)
-        c20, c21 = simd.fma(c20, a2[k], v0), simd.fma(c21, a2[k], v1)
-        c30, c31 = simd.fma(c30, a3[k], v0), simd.fma(c31, a3[k], v1)
-        c40, c41 = simd.fma(c40, a4[k], v0), simd.fma(c41, a4[k], v1)
-        c50, c51 = simd.fma(c50, a5[k], v0), simd.fma(c51, a5[k], v1)
-        c60, c61 = simd.fma(c60, a6[k], v0), simd.fma(c61, a6[k], v1)
-        c70, c71 = simd.fma(c70, a7[k], v0), simd.fma(c71, a7[k], v1)
-    for i, (r0, r1) in enumerate(((c00, c01), (c10, c11), (c20, c21), (c30, c31),
-                                  (c40, c41), (c50, c51), (c60, c61), (c70, c71))):
+        v0, v1, v2 = simd.load(S, s), simd.load(S, s + LANES), simd.load(S, s + 2 * LANES)
+        c00, c01, c02 = simd.fma(c00, a0[k], v0), simd.fma(c01, a0[k], v1), simd.fma(c02, a0[k], v2)
+        c10, c11, c12 = simd.fma(c10, a1[k], v0), simd.fma(c11, a1[k], v1), simd.fma(c12, a1[k], v2)
+        c20, c21, c22 = simd.fma(c20, a2[k], v0), simd.fma(c21, a2[k], v1), simd.fma(c22, a2[k], v2)
+        c30, c31, c32 = simd.fma(c30, a3[k], v0), simd.fma(c31, a3[k], v1), simd.fma(c32, a3[k], v2)
+        c40, c41, c42 = simd.fma(c40, a4[k], v0), simd.fma(c41, a4[k], v1), simd.fma(c42, a4[k], v2)
+        c50, c51, c52 = simd.fma(c50, a5[k], v0), simd.fma(c51, a5[k], v1), simd.fma(c52, a5[k], v2)
+        c60, c61, c62 = simd.fma(c60, a6[k], v0), simd.fma(c61, a6[k], v1), simd.fma(c62, a6[k], v2)
+        c70, c71, c72 = simd.fma(c70, a7[k], v0), simd.fma(c71, a7[k], v1), simd.fma(c72, a7[k], v2)
+    for i, (r0, r1, r2) in enumerate(((c00, c01, c02), (c10, c11, c12), (c20, c21, c22), (c30, c31, c32),
+                                      (c40, c41, c42), (c50, c51, c52), (c60, c61, c62), (c70, c71, c72))):
         simd.store(T, i * FLAT_N, r0)
         simd.store(T, i * FLAT_N + LANES, r1)
+        simd.store(T, i * FLAT_N + 2 * LANES, r2)
 
 
 @numba.njit(cache=True)

@@ -42,8 +42,8 @@ Versions
                           per 12 FMAs) against ≈ 30–45 ms for torch's grid_sample + bmm.
     v3 ``deform_flat``    v2's sampling, v6-of-conv2d's product: the tile's samples are laid out as planes
                           PT[kk, n] (one row of FLAT_TILE pixels per term kk = (u·kw + v)·Cin_g + c), so the
-                          product is conv2d's register block (``flat_block``, 8 output channels × 32 pixels
-                          in 16 vector registers over all K terms) with offsets offs[kk] = kk·FLAT_TILE.
+                          product is conv2d's register block (``flat_block``, 8 output channels × 48 pixels
+                          in 24 vector registers over all K terms) with offsets offs[kk] = kk·FLAT_TILE.
                           The sampler still writes channel runs (channels-last, 8 pixels at a time) and
                           ``transpose_into`` turns each 8-pixel block into columns of the planes.  Tiles run
                           across image boundaries (pixel j of the batch), so a 14×14 map does not leave
@@ -72,7 +72,7 @@ position_jit = numba.njit(sample_position)
 
 TILE = 128       # at most this many output pixels per v2 tile: a K block of the patch stays in L2
 KB_TARGET = 768  # about this many reduction columns per K block (measured best for tile_matmul here)
-FLAT_TILE = 64   # output pixels per v3 tile: its planes (K × 64 values, 590 KB at K = 2304) stay in L2
+FLAT_TILE = 2 * FLAT_N  # output pixels per v3 tile (96): its planes (K × 96 values, 885 KB at K = 2304) stay in L2
 
 
 # ----------------------------------------------------------------------------------------------------

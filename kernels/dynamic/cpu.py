@@ -68,7 +68,7 @@ Versions
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
     v6 ``flat``     stride 1: conv2d's v6 (kernels/conv/cpu.py ``conv_flat``) with each sample's A[b]: a band
-                    of zero-padded "wide" input rows, and 8 output channels × 32 positions summed in 16
+                    of zero-padded "wide" input rows, and 8 output channels × 48 positions summed in 24
                     vector registers over all Cg·kh·kw taps, no patch at all.  Measured on the ResNet
                     3×3 layer (one thread, CPU time): ≈ 13 ms vs ≈ 20 ms for v4.
     ``auto`` is v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels (conv2d's rule), v3 when it

@@ -24,7 +24,7 @@ Versions
     v1 ``flattened_staged`` the three stages as formula loops, l and v as full tensors.
     v2 ``flattened_fused``  per band: the lateral stage on the band's rows plus the KH − 1 halo rows is a
                             matrix product (x's rows as they are times w, by conv2d's register block
-                            ``flat_band``: 8 output channels × 32 pixels in registers over all C inputs,
+                            ``flat_band``: 8 output channels × 48 pixels in registers over all C inputs,
                             no patch) into a task-local buffer; the vertical and
                             horizontal stages then run per channel from that buffer (v for the band's
                             rows in a task-local R·W buffer; the vertical stage one R·W-long loop per tap

@@ -29,7 +29,7 @@ Versions
                           every tap it reads: plain, and slow (the block is re-averaged for every tap).
     v2 ``octave_stacked`` the sub-convolutions as plain stride-1 dense convolutions by the standard
                           conv2d kernel (kernels/conv/cpu.py: at stride 1 its v6, zero-padded wide rows
-                          and 8 output channels × 32 positions summed in registers), called per term
+                          and 8 output channels × 48 positions summed in registers), called per term
                           rather than fused into one
                           kernel: each term is an ordinary convolution on its own grid, and a fused
                           kernel would only save the small pooled inputs and the low-resolution partial

@@ -41,7 +41,7 @@ Versions
                              straight in the layout the column filter reads (M planes of the band's rows;
                              r's padding rows are left zero, not computed).  The transposition and the
                              strided stores cost part of the saving: 7% faster than wide rows, measured.
-                             8 output channels × 32 positions stay in registers over all K = C·KW (resp.
+                             8 output channels × 48 positions stay in registers over all K = C·KW (resp.
                              M·KH) taps: no patch, no horizontal sums.  Measured (one thread, CPU time,
                              Inception layer): 8.8 ms vs 9.7 for v2; torch's two oneDNN convolutions ≈ 6.5
                              (≈ 205 GFLOP/s, near this core's FMA peak of ≈ 235).
