@@ -202,8 +202,7 @@ def deform_flat(xh, A, bias, offset, mask, has_mask, y, G, n_threads, kh, kw, sh
     B, H, W, Cin = xh.shape
     groups, _, K = A.shape
     _, Cout, HoWo = y.shape
-    Wo = offset.shape[3]
-    Cin_g, Og, Cpg, taps = Cin // groups, Cout // groups, Cin // G, kh * kw
+    Og = Cout // groups
     xr = xh.reshape(B * H * W, Cin)             # one row per input pixel: a corner is a row index
     yf = y.reshape(-1)
     offs = np.arange(K) * FLAT_TILE             # term kk is row kk of the planes
@@ -213,7 +212,6 @@ def deform_flat(xh, A, bias, offset, mask, has_mask, y, G, n_threads, kh, kw, sh
     for worker in prange(n_workers):
         # scratch allocated once per worker (see v2)
         PT = np.empty(K * FLAT_TILE, dtype=xh.dtype)
-        PT2 = PT.reshape(K, FLAT_TILE)
         P8 = np.empty((8, K), dtype=xh.dtype)
         T = np.empty(FLAT_MR * FLAT_N, dtype=xh.dtype)
         for t in range(worker, n_tasks, n_workers):
@@ -222,49 +220,61 @@ def deform_flat(xh, A, bias, offset, mask, has_mask, y, G, n_threads, kh, kw, sh
             N = min(FLAT_TILE, B * HoWo - j0)
             if N < FLAT_TILE:
                 PT[:] = 0                       # the positions past N are computed, then dropped
-            og_lo, og_hi = (g * Cin_g) // Cpg, ((g + 1) * Cin_g - 1) // Cpg + 1
-            # 1. the planes: PT[kk, n] = m · bilinear(x[b, g·Cin_g + c], where tap (u, v) of pixel j0 + n
-            #    lands), kk = (u·kw + v)·Cin_g + c: as v2, one position, corners and weights per (pixel,
-            #    tap, offset group) for a contiguous run of channels, written to a channels-last block of
-            #    8 pixels; each block is then transposed into 8 columns of the planes (speed: writing the
-            #    channel runs straight down the columns, a stride of FLAT_TILE, doubled the sampling time)
-            for n0 in range(0, N, 8):
-                for i in range(min(8, N - n0)):
-                    b, hw = (j0 + n0 + i) // HoWo, (j0 + n0 + i) % HoWo
-                    ho, wo = hw // Wo, hw % Wo
-                    for u in range(kh):
-                        for v in range(kw):
-                            tap = u * kw + v
-                            for og in range(og_lo, og_hi):
-                                q = og * taps + tap
-                                py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
-                                px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
-                                r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
-                                m = mask[b, q, ho, wo] if has_mask else 1.0
-                                a0, a1, a2, a3 = m * w00, m * w01, m * w10, m * w11
-                                lo, hi = max(g * Cin_g, og * Cpg), min((g + 1) * Cin_g, (og + 1) * Cpg)
-                                x0, x1 = xr[(b * H + r0) * W + c0, lo:hi], xr[(b * H + r0) * W + c1, lo:hi]
-                                x2, x3 = xr[(b * H + r1) * W + c0, lo:hi], xr[(b * H + r1) * W + c1, lo:hi]
-                                col = tap * Cin_g + lo - g * Cin_g
-                                dst = P8[i, col:col + hi - lo]
-                                for c in range(hi - lo):
-                                    dst[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
-                transpose_into(P8[:min(8, N - n0)], PT2[:, n0:n0 + 8])
-            # 2. the tile: y[b, g·Og + o, hw] = bias + Σ_kk A[g, o, kk]·PT[kk·FLAT_TILE + n], FLAT_MR output
-            #    channels × FLAT_N pixels at a time in registers; each block's pixels stored as runs that
-            #    end at image boundaries
-            for o0 in range(0, Og, FLAT_MR):
-                for p0 in range(0, N, FLAT_N):
-                    flat_block(PT, p0, offs, A[g], o0, T)
-                    n = p0
-                    while n < min(N, p0 + FLAT_N):
-                        b, hw = (j0 + n) // HoWo, (j0 + n) % HoWo
-                        run = min(min(N, p0 + FLAT_N) - n, HoWo - hw)
-                        for i in range(min(FLAT_MR, Og - o0)):
-                            start = (b * Cout + g * Og + o0 + i) * HoWo + hw
-                            store_plus(yf[start:start + run], T[i * FLAT_N + n - p0:i * FLAT_N + n - p0 + run],
-                                       bias[g * Og + o0 + i])
-                        n += run
+            sample_planes(xr, offset, mask, has_mask, PT.reshape(K, FLAT_TILE), P8, j0, N, g, Cin // groups,
+                          Cin // G, H, W, kh, kw, sh, sw, ph, pw, dh, dw)
+            planes_product(PT, offs, A[g], bias[g * Og:(g + 1) * Og], T, yf, j0, N, g, Cout, HoWo)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def sample_planes(xr, offset, mask, has_mask, PT, P8, j0, N, g, Cin_g, Cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+    """v3, step 1: PT[kk, n] = m · bilinear(x[b, g·Cin_g + c], where tap (u, v) of pixel j0 + n lands) for
+    n < N, kk = (u·kw + v)·Cin_g + c.  As v2, one position, corners and weights per (pixel, tap, offset
+    group) for a contiguous run of channels, written to a channels-last block of 8 pixels; each block
+    is then transposed into 8 columns of the planes (speed: writing the channel runs straight down the
+    columns, a stride of FLAT_TILE, doubled the sampling time)."""
+    HoWo, Wo, taps = offset.shape[2] * offset.shape[3], offset.shape[3], kh * kw
+    og_lo, og_hi = (g * Cin_g) // Cpg, ((g + 1) * Cin_g - 1) // Cpg + 1
+    for n0 in range(0, N, 8):
+        for i in range(min(8, N - n0)):
+            b, hw = (j0 + n0 + i) // HoWo, (j0 + n0 + i) % HoWo
+            ho, wo = hw // Wo, hw % Wo
+            for u in range(kh):
+                for v in range(kw):
+                    tap = u * kw + v
+                    for og in range(og_lo, og_hi):
+                        q = og * taps + tap
+                        py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
+                        px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
+                        r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
+                        m = mask[b, q, ho, wo] if has_mask else 1.0
+                        a0, a1, a2, a3 = m * w00, m * w01, m * w10, m * w11
+                        lo, hi = max(g * Cin_g, og * Cpg), min((g + 1) * Cin_g, (og + 1) * Cpg)
+                        x0, x1 = xr[(b * H + r0) * W + c0, lo:hi], xr[(b * H + r0) * W + c1, lo:hi]
+                        x2, x3 = xr[(b * H + r1) * W + c0, lo:hi], xr[(b * H + r1) * W + c1, lo:hi]
+                        col = tap * Cin_g + lo - g * Cin_g
+                        dst = P8[i, col:col + hi - lo]
+                        for c in range(hi - lo):
+                            dst[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
+        transpose_into(P8[:min(8, N - n0)], PT[:, n0:n0 + 8])
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def planes_product(PT, offs, Ag, bias_g, T, yf, j0, N, g, Cout, HoWo):
+    """v3, step 2: y[b, g·Og + o, hw] = bias_g[o] + Σ_kk Ag[o, kk]·PT[kk·FLAT_TILE + n] for the pixels
+    j0 + n = b·HoWo + hw, n < N: FLAT_MR output channels × FLAT_N pixels at a time in registers, each
+    block's pixels stored as runs that end at image boundaries."""
+    Og = bias_g.size
+    for o0 in range(0, Og, FLAT_MR):
+        for p0 in range(0, N, FLAT_N):
+            flat_block(PT, p0, offs, Ag, o0, T)
+            n = p0
+            while n < min(N, p0 + FLAT_N):
+                b, hw = (j0 + n) // HoWo, (j0 + n) % HoWo
+                run = min(min(N, p0 + FLAT_N) - n, HoWo - hw)
+                for i in range(min(FLAT_MR, Og - o0)):
+                    start = (b * Cout + g * Og + o0 + i) * HoWo + hw
+                    store_plus(yf[start:start + run], T[i * FLAT_N + n - p0:i * FLAT_N + n - p0 + run], bias_g[o0 + i])
+                n += run
 
 
 # ----------------------------------------------------------------------------------------------------
