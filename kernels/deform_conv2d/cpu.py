@@ -145,6 +145,40 @@ def deform_tiled(xh, A, bias, offset, mask, has_mask, y, G, tile_n, n_threads, k
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
+def sample_pixel(xr, offset, mask, has_mask, P, n, tpb, coef, b, ho, wo, g, og_lo, og_hi, H, W, Cin_g, Cpg,
+                 kh, kw, sh, sw, ph, pw, dh, dw):
+    """P[t // tpb, n, (t mod tpb)·Cin_g + c] = m · bilinear(x[b, g·Cin_g + c], where tap t = u·kw + v of output
+    (ho, wo) lands), for every tap and every channel c < Cin_g of weight group g (v2 and v3's sampler).
+
+    The DCNv4 idea: the position, corners and weights depend on (pixel, tap, offset group) only, so they
+    are computed once and applied to a contiguous run of channels (x is channels last): four vector loads
+    in, one contiguous run of P out.  coef: 4 values of x's dtype, so the weights are rounded to it
+    (float32 arithmetic in the channel loop for float32 x)."""
+    taps = kh * kw
+    for u in range(kh):
+        for v in range(kw):
+            tap = u * kw + v
+            for og in range(og_lo, og_hi):
+                q = og * taps + tap
+                py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
+                px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
+                r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
+                m = mask[b, q, ho, wo] if has_mask else 1.0
+                coef[0], coef[1], coef[2], coef[3] = m * w00, m * w01, m * w10, m * w11
+                a0, a1, a2, a3 = coef[0], coef[1], coef[2], coef[3]
+                # ... applied to the channels [lo, hi) of this offset group in the weight group
+                lo, hi = max(g * Cin_g, og * Cpg), min((g + 1) * Cin_g, (og + 1) * Cpg)
+                x0, x1 = xr[(b * H + r0) * W + c0, lo:hi], xr[(b * H + r0) * W + c1, lo:hi]
+                x2, x3 = xr[(b * H + r1) * W + c0, lo:hi], xr[(b * H + r1) * W + c1, lo:hi]
+                col = (tap % tpb) * Cin_g + lo - g * Cin_g
+                run = P[tap // tpb, n, col:col + hi - lo]     # speed: P[·, n, ·] first would not be contiguous
+                # speed: a loop from 0 over sliced views vectorises; indices Numba cannot prove non-negative
+                # keep their wrap-around test and the loop stays scalar (measured 10× slower)
+                for c in range(hi - lo):
+                    run[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
 def deform_tile(xr, Ag, bias, offset, mask, has_mask, y, P, T, coef, b, g, s0, N, og_lo, og_hi,
                 H, W, Wo, Cin_g, Og, Cpg, tpb, kh, kw, sh, sw, ph, pw, dh, dw):
     """One v2 tile: output pixels s0 .. s0+N of image b, the Og output channels of weight group g."""
@@ -155,30 +189,8 @@ def deform_tile(xr, Ag, bias, offset, mask, has_mask, y, P, T, coef, b, g, s0, N
     P[:, N:, :] = 0
     P[n_blocks - 1, :, (taps - (n_blocks - 1) * tpb) * Cin_g:] = 0
     for n in range(N):
-        ho, wo = (s0 + n) // Wo, (s0 + n) % Wo
-        for u in range(kh):
-            for v in range(kw):
-                tap = u * kw + v
-                for og in range(og_lo, og_hi):
-                    # once per (pixel, tap, offset group): position, corners, weights
-                    q = og * taps + tap
-                    py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
-                    px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
-                    r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
-                    m = mask[b, q, ho, wo] if has_mask else 1.0
-                    coef[0], coef[1], coef[2], coef[3] = m * w00, m * w01, m * w10, m * w11
-                    a0, a1, a2, a3 = coef[0], coef[1], coef[2], coef[3]
-                    # ... applied to the channels [lo, hi) of this offset group in the weight group:
-                    # four contiguous channel vectors in, contiguous patch columns out
-                    lo, hi = max(g * Cin_g, og * Cpg), min((g + 1) * Cin_g, (og + 1) * Cpg)
-                    x0, x1 = xr[(b * H + r0) * W + c0, lo:hi], xr[(b * H + r0) * W + c1, lo:hi]
-                    x2, x3 = xr[(b * H + r1) * W + c0, lo:hi], xr[(b * H + r1) * W + c1, lo:hi]
-                    col = (tap % tpb) * Cin_g + lo - g * Cin_g
-                    dst = P[tap // tpb, n, col:col + hi - lo]
-                    # speed: a loop from 0 over sliced views vectorises; indices Numba cannot prove non-negative
-                    # keep their wrap-around test and the loop stays scalar (measured 10× slower)
-                    for c in range(hi - lo):
-                        dst[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
+        sample_pixel(xr, offset, mask, has_mask, P, n, tpb, coef, b, (s0 + n) // Wo, (s0 + n) % Wo, g,
+                     og_lo, og_hi, H, W, Cin_g, Cpg, kh, kw, sh, sw, ph, pw, dh, dw)
 
     # 2. the tile: T[o, n] = bias[g·Og + o] + Σ_blocks Σ_kk A[g, block, o, kk]·P[block, n, kk]
     for o in range(Og):
@@ -214,47 +226,32 @@ def deform_flat(xh, A, bias, offset, mask, has_mask, y, G, n_threads, kh, kw, sh
         PT = np.empty(K * FLAT_TILE, dtype=xh.dtype)
         P8 = np.empty((8, K), dtype=xh.dtype)
         T = np.empty(FLAT_MR * FLAT_N, dtype=xh.dtype)
+        coef = np.empty(4, dtype=xh.dtype)     # a tap's four weights, rounded to the input dtype
         for t in range(worker, n_tasks, n_workers):
             tile, g = t % n_tiles, t // n_tiles
             j0 = tile * FLAT_TILE
             N = min(FLAT_TILE, B * HoWo - j0)
             if N < FLAT_TILE:
                 PT[:] = 0                       # the positions past N are computed, then dropped
-            sample_planes(xr, offset, mask, has_mask, PT.reshape(K, FLAT_TILE), P8, j0, N, g, Cin // groups,
+            sample_planes(xr, offset, mask, has_mask, PT.reshape(K, FLAT_TILE), P8, coef, j0, N, g, Cin // groups,
                           Cin // G, H, W, kh, kw, sh, sw, ph, pw, dh, dw)
             planes_product(PT, offs, A[g], bias[g * Og:(g + 1) * Og], T, yf, j0, N, g, Cout, HoWo)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def sample_planes(xr, offset, mask, has_mask, PT, P8, j0, N, g, Cin_g, Cpg, H, W, kh, kw, sh, sw, ph, pw, dh, dw):
+def sample_planes(xr, offset, mask, has_mask, PT, P8, coef, j0, N, g, Cin_g, Cpg, H, W, kh, kw, sh, sw, ph, pw,
+                  dh, dw):
     """v3, step 1: PT[kk, n] = m · bilinear(x[b, g·Cin_g + c], where tap (u, v) of pixel j0 + n lands) for
-    n < N, kk = (u·kw + v)·Cin_g + c.  As v2, one position, corners and weights per (pixel, tap, offset
-    group) for a contiguous run of channels, written to a channels-last block of 8 pixels; each block
-    is then transposed into 8 columns of the planes (speed: writing the channel runs straight down the
+    n < N, kk = (u·kw + v)·Cin_g + c.  As v2 (``sample_pixel``), into a channels-last block of 8 pixels;
+    each block is then transposed into 8 columns of the planes (speed: writing the channel runs straight down the
     columns, a stride of FLAT_TILE, doubled the sampling time)."""
-    HoWo, Wo, taps = offset.shape[2] * offset.shape[3], offset.shape[3], kh * kw
+    HoWo, Wo = offset.shape[2] * offset.shape[3], offset.shape[3]
     og_lo, og_hi = (g * Cin_g) // Cpg, ((g + 1) * Cin_g - 1) // Cpg + 1
     for n0 in range(0, N, 8):
         for i in range(min(8, N - n0)):
             b, hw = (j0 + n0 + i) // HoWo, (j0 + n0 + i) % HoWo
-            ho, wo = hw // Wo, hw % Wo
-            for u in range(kh):
-                for v in range(kw):
-                    tap = u * kw + v
-                    for og in range(og_lo, og_hi):
-                        q = og * taps + tap
-                        py = position_jit(ho, sh, ph, 0, u, dh, offset[b, 2 * q, ho, wo], 1.0)
-                        px = position_jit(wo, sw, pw, 0, v, dw, offset[b, 2 * q + 1, ho, wo], 1.0)
-                        r0, r1, c0, c1, w00, w01, w10, w11 = corners_jit(py, px, H, W)
-                        m = mask[b, q, ho, wo] if has_mask else 1.0
-                        a0, a1, a2, a3 = m * w00, m * w01, m * w10, m * w11
-                        lo, hi = max(g * Cin_g, og * Cpg), min((g + 1) * Cin_g, (og + 1) * Cpg)
-                        x0, x1 = xr[(b * H + r0) * W + c0, lo:hi], xr[(b * H + r0) * W + c1, lo:hi]
-                        x2, x3 = xr[(b * H + r1) * W + c0, lo:hi], xr[(b * H + r1) * W + c1, lo:hi]
-                        col = tap * Cin_g + lo - g * Cin_g
-                        dst = P8[i, col:col + hi - lo]
-                        for c in range(hi - lo):
-                            dst[c] = a0 * x0[c] + a1 * x1[c] + a2 * x2[c] + a3 * x3[c]
+            sample_pixel(xr, offset, mask, has_mask, P8.reshape(1, 8, -1), i, kh * kw, coef, b, hw // Wo, hw % Wo, g,
+                         og_lo, og_hi, H, W, Cin_g, Cpg, kh, kw, sh, sw, ph, pw, dh, dw)
         transpose_into(P8[:min(8, N - n0)], PT[:, n0:n0 + 8])
 
 
