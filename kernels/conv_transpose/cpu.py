@@ -289,20 +289,31 @@ def flat_phases(w4, groups, sh, sw, ph, pw, dh, dw, R, Wp, row_lo, col_lo):
             bw = (rw + pw - pair_kw[phase, t] * dw) // sw
             for c in range(Cg):
                 offs[phase, c * n + t] = (c * R + bh - row_lo) * Wp + bw - col_lo
-    # the weights: for each output channel (g, o'), each w[g·Cg + c, o'] (one small contiguous kernel) is
-    # read once and written into every phase's row, each row in order (speed: a loop over o' inside wrote
-    # A with a stride of K: 3 ms on the DCGAN layer, a third of the call, against 0.6 ms.  Not prange:
-    # 0.3 ms more per call, but 2 s less compilation, which kept the first call under 10 s)
-    A = np.zeros((sh * sw, groups, round_up(Og, FLAT_MR), K), dtype=w4.dtype)
-    for task in range(groups * Og):
+    # the weights (``phase_weight_rows``); the rows past Og, padding for the register block, are zero
+    A = np.empty((sh * sw, groups, round_up(Og, FLAT_MR), K), dtype=w4.dtype)
+    A[:, :, Og:] = 0
+    phase_weight_rows(w4, A, n_pairs, pair_kh, pair_kw)
+    return A, offs, Cg * n_pairs
+
+
+@numba.njit(parallel=True, cache=True)
+def phase_weight_rows(w4, A, n_pairs, pair_kh, pair_kw):
+    """A[phase, g, o', c·n + t] = w[g·Cg + c, o', pair_kh[phase, t], pair_kw[phase, t]] for o' < Og (n =
+    n_pairs[phase]), zero past Cg·n.  A task per output channel (g, o') reads each w[g·Cg + c, o'] (one small
+    contiguous kernel) once and writes it into every phase's row, each row in order (speed: a loop over o'
+    inside wrote A with a stride of K: 3 ms on the DCGAN layer, a third of the call; this: 0.3 ms).  The
+    loop body stays small: a large prange body costs seconds of first-call compilation."""
+    groups, Og, Cg = A.shape[1], w4.shape[1], w4.shape[0] // A.shape[1]
+    for task in prange(groups * Og):
         o, g = task % Og, task // Og
+        for phase in range(A.shape[0]):
+            A[phase, g, o, Cg * n_pairs[phase]:] = 0
         for c in range(Cg):
             kernel = w4[g * Cg + c, o]
-            for phase in range(sh * sw):
+            for phase in range(A.shape[0]):
                 n = n_pairs[phase]
                 for t in range(n):
                     A[phase, g, o, c * n + t] = kernel[pair_kh[phase, t], pair_kw[phase, t]]
-    return A, offs, Cg * n_pairs
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
