@@ -129,6 +129,8 @@ def test_transposed_blocks_version_matches_torch(kernel, groups, dtype):
     ((40, 23), (3, 2), (2, 0), (2, 1), 2, "float64"),      # dilation, uneven pads, groups, 5 outputs a group
     ((9, 70), (1, 7), (0, 3), (1, 1), 1, "float32"),       # the Inception 1×7 shape, rows wider than a block
     ((300,), (5,), (2,), (3,), 1, "float64"),              # conv1d: one long row, several blocks
+    ((20, 31), (4, 2), "same", (1, 1), 1, "float64"),      # even kernel: more padding right than left
+    ((12, 15), (3, 3), (4, 5), (1, 1), 1, "float32"),      # padding past the reach: rows wider than x + pad
 ])
 def test_conv_flat_version_matches_torch(size, kernel, padding, dilation, groups, dtype):
     """The stride-1 register-block version (v6) on images large enough for several bands per image,

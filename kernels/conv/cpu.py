@@ -489,7 +489,11 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
     G = A.shape[1]
     _, O, OH, OW = y.shape
     Cg, Og = C // G, O // G
-    Wp = OW + (KW - 1) * dw                     # a wide row: OW outputs and KW − 1 taps' reach
+    # a wide row of S: P zeros, then x's W values.  P = the larger of the left and right paddings: a read
+    # past a row's last column lands in the next row's leading zeros, so one run of zeros pads both
+    # sides (W + P values a row instead of W + both pads: fewer positions computed only to be dropped)
+    P = max(pw, OW + (KW - 1) * dw - W - pw)
+    Wp = max(OW, W + P)
     n_bands = (OH * Wp + FLAT_BAND_PIX - 1) // FLAT_BAND_PIX
     band = (OH + n_bands - 1) // n_bands        # output rows per task, as even as the rows allow
     n_bands = (OH + band - 1) // band
@@ -502,9 +506,10 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
         b = task // (n_bands * G)
         bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
         # 1. the band's input rows oh0 − ph … oh0 − ph + R − 1 of the group's channels, zero-padded
-        S = padded_band(x, b, g * Cg, Cg, oh0 - ph, R, pw, Wp)
-        # 2. its output rows for the group's Og channels
-        flat_band(S, offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
+        S = padded_band(x, b, g * Cg, Cg, oh0 - ph, R, P, Wp)
+        # 2. its output rows for the group's Og channels (S seen from P − pw on: output column 0 reads
+        #    x's column −pw there)
+        flat_band(S[P - pw:], offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
                   ((b * O + g * Og) * OH + oh0) * OW, OH * OW, OW, 1, Og)
 
 

@@ -393,7 +393,10 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
         row_lo, row_hi = (ph - (KH - 1) * dh) // sh, (sh - 1 + ph) // sh
         col_lo, col_hi = min(0, (pw - (KW - 1) * dw) // sw), (sw - 1 + pw) // sw
         n_jh, n_jw = -(-OH // sh), -(-OW // sw)
-        Wp = max(n_jw + col_hi, W) - col_lo                 # every phase's columns, and all of x's
+        # a row of S: −col_lo zeros, then x's W columns; the reads past x's last column (n_jw + col_hi − W
+        # of them) land in the next row's zeros, so there must be at least as many (as in conv2d's v6)
+        col_lo = min(col_lo, W - n_jw - col_hi)
+        Wp = max(n_jw + col_hi, W - col_lo)                 # every phase's columns, and all of x's
         n_bands = -(-n_jh * Wp // FLAT_BAND_PIX)
         band = -(-n_jh // n_bands)
         R = band + row_hi - row_lo
