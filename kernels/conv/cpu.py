@@ -73,7 +73,7 @@ Versions
                          fused multiply-adds, with no patch, no horizontal sums and no stores until the end
                          (v2/v5's ``tile_matmul`` ends every 4×3 tile in 12 horizontal sums and loads 7
                          values per 12 multiply-adds).  Measured, one thread, CPU time, the versions in
-                         turns: ResNet 3×3 layer 10.3 ms vs 16.7 for v5 (≈ 180 GFLOP/s; oneDNN ≈ 190); 3×3 on 7×7 maps,
+                         turns: ResNet 3×3 layer 9.3–10.4 ms vs 16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190); 3×3 on 7×7 maps,
                          512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs 2.9 ms.  Not used
                          for 1×1 layers of 256+ pixels (v4 ran 1.5–2.4× faster: a 1×1 layer's sum is too
                          short to pay for the band copy) nor below FLAT_MIN_TERMS terms (depthwise:
