@@ -101,6 +101,9 @@ MEDIUM = {
 
 
 MEDIUM["shuffled_grouped 1×1"] = ((randn(2, 6, 9, 20), randn(9, 2, 1, 1)), dict(groups=3, bias=randn(9)))
+# padding wider than the image: bands of padding rows alone, which read no row of x
+MEDIUM["spatial_separable pad > image"] = ((randn(1, 2, 2, 3), randn(3, 2, 1, 3)), dict(col=randn(4, 3, 3, 1),
+                                                                                       padding=4))
 
 
 @pytest.mark.parametrize("name", list(MEDIUM))

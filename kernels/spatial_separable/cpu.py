@@ -177,10 +177,11 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band):
         #    consecutive with none to drop, and each block writes r down its columns (steps 1 and OW)
         i_lo, i_hi = max(0, p - oh0), min(rows, H + p - oh0)
         n_h = i_hi - i_lo
-        St = transposed_band(x, b, oh0 - p + i_lo, n_h, p, Wp)
         r = np.zeros(M * rows * OW + FLAT_N, dtype=x.dtype)
-        flat_band(St, flat_offsets(C, KW, 1, Wp, n_h, 1, 1), A_row, no_bias, OW, n_h, n_h, r, i_lo * OW,
-                  rows * OW, 1, OW, M)
+        if n_h > 0:                             # (a band of the padding alone reads no row of x)
+            St = transposed_band(x, b, oh0 - p + i_lo, n_h, p, Wp)
+            flat_band(St, flat_offsets(C, KW, 1, Wp, n_h, 1, 1), A_row, no_bias, OW, n_h, n_h, r, i_lo * OW,
+                      rows * OW, 1, OW, M)
         # 2. the column filter from the buffer: y[b, o, oh0 + i, ow] = bias[o] + Σ_{m, u} col[o, m, u]·r[m, i + u, ow]
         flat_band(r, offs_col, A_col, bias, min(band, OH - oh0), OW, OW, yf, (b * O * OH + oh0) * OW, OH * OW,
                   OW, 1, O)
