@@ -131,6 +131,8 @@ def test_transposed_blocks_version_matches_torch(kernel, groups, dtype):
     ((300,), (5,), (2,), (3,), 1, "float64"),              # conv1d: one long row, several blocks
     ((20, 31), (4, 2), "same", (1, 1), 1, "float64"),      # even kernel: more padding right than left
     ((12, 15), (3, 3), (4, 5), (1, 1), 1, "float32"),      # padding past the reach: rows wider than x + pad
+    ((5, 9, 11), (3, 3, 2), (1, 1, 0), (2, 1, 1), 2, "float64"),  # conv3d: depth dilation, slabs outside x
+    ((4, 30, 40), (2, 3, 3), (0, 1, 1), (1, 1, 1), 1, "float32"),  # conv3d: several bands per plane
 ])
 def test_conv_flat_version_matches_torch(size, kernel, padding, dilation, groups, dtype):
     """The stride-1 register-block version (v6) on images large enough for several bands per image,
@@ -150,6 +152,17 @@ def test_conv_flat_version_matches_torch(size, kernel, padding, dilation, groups
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
     with pytest.raises(fastconv.kernels.NotApplicable):
         cpu.conv(x, w, b, **{**plan.kernel_params, "stride": (2,) * len(size)}, version="flat")
+
+
+def test_conv3d_flat_version_with_a_depth_stride():
+    """v6 on conv3d strides only along depth (each output plane reads its own slabs)."""
+    from fastconv.kernels.conv import cpu
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 3, 9, 7, 8)), rng.standard_normal((4, 3, 3, 2, 3))
+    params = dict(stride=(2, 1, 1), padding=(1, 0, 1), dilation=(1, 2, 1))
+    want = torch.nn.functional.conv3d(torch.from_numpy(x), torch.from_numpy(w), **params).numpy()
+    got = cpu.conv(x, w, None, **fastconv.plan("conv3d", x, w, **params).kernel_params, version="flat")
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("size, kernel, stride, padding, dilation, output_padding, groups, dtype", [

@@ -23,8 +23,8 @@ Cost
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, ow-chunk).
     v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).   v5: one task per (b, g, block
-    of SLAB_ROWS output rows, chunk of SLAB_W columns).   v6: one task per (b, g, band of output rows of
-    about FLAT_BAND_PIX positions).
+    of SLAB_ROWS output rows, chunk of SLAB_W columns).   v6: one task per (b, g, od, band of output rows
+    of about FLAT_BAND_PIX positions).
     Tasks write disjoint parts of y: no two threads write one element.
 
 Versions
@@ -62,10 +62,11 @@ Versions
                          the ResNet 3×3 layer, one thread, CPU time, the versions in turns: 16 ms vs 21–22
                          for v2, which pays a whole-tensor transpose and a fresh patch per tile.  (The
                          kernels of input-dependent weights call it with each sample's own weights.)
-    v6 ``conv_flat``     conv1d and conv2d at stride 1: v3's "wide" rows with v4's reuse, the products kept
+    v6 ``conv_flat``     stride 1 along H and W: v3's "wide" rows with v4's reuse, the products kept
                          in registers.  A task copies the input rows of a band of output rows into S,
-                         zero-padded, Wp = OW + (KW−1)·dw columns per row (the last Wp − OW outputs of a
-                         wide row are computed and dropped).  An output position p = r·Wp + col then reads
+                         zero-padded, Wp = W + max(left, right pad) columns per row (a read past a row's
+                         end lands in the next row's leading zeros; the last Wp − OW outputs of a wide
+                         row are computed and dropped).  An output position p = r·Wp + col then reads
                          tap k = (c, kh, kw) at S[p + offs[k]], offs[k] = (c·R + kh·dh)·Wp + kw·dw: 48
                          consecutive positions read 48 consecutive values.  ``flat_block`` holds 8 output
                          channels × 48 positions in 24 ``Lanes`` registers (kernels/_simd.py) while k runs
@@ -73,14 +74,17 @@ Versions
                          fused multiply-adds, with no patch, no horizontal sums and no stores until the end
                          (v2/v5's ``tile_matmul`` ends every 4×3 tile in 12 horizontal sums and loads 7
                          values per 12 multiply-adds).  Measured, one thread, CPU time, the versions in
-                         turns: ResNet 3×3 layer 9.3–10.4 ms vs 16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190); 3×3 on 7×7 maps,
-                         512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs 2.9 ms.  Not used
+                         turns: ResNet 3×3 layer 9.3–10.4 ms vs 16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190);
+                         3×3 on 7×7 maps, 512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs
+                         2.9 ms.  conv3d: output plane od is a 2-d convolution over the Cg·KD input
+                         planes (c, kd) it reads, stacked as channels (w's own (c, kd, kh, kw) order);
+                         C3D 3×3×3 layer 55 ms vs 111 for v2 (≈ 200 GFLOP/s), any depth stride.  Not used
                          for 1×1 layers of 256+ pixels (v4 ran 1.5–2.4× faster: a 1×1 layer's sum is too
                          short to pay for the band copy) nor below FLAT_MIN_TERMS terms (depthwise:
                          7 of the 8 register rows would be padding; v3 ran 2× faster).
-    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 for conv1d
-    and conv2d at stride 1 from FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW); v3 at stride 1 below
-    PLANES_MAX_TERMS terms; v2 for conv3d and the remaining 1×1 layers; else v5.
+    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 at stride 1
+    along H and W from FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW); v3 at stride 1 below
+    PLANES_MAX_TERMS terms; v2 for the remaining conv3d and 1×1 layers; else v5.
     Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
     v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
 
@@ -433,14 +437,19 @@ def flat_offsets(Cg, KH, KW, R, Wp, dh, dw):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def padded_band(x, b, c0, Cg, ih0, R, pw, Wp):
-    """S[(c·R + r)·Wp + pw + iw] = x[b, c0 + c, ih0 + r, iw] for c < Cg, r < R; zero elsewhere (the padding),
-    with a tail of FLAT_N + Wp zeros that keeps a last block's reads past the band inside S.
-    Needs pw + W ≤ Wp (true of every stride-1 layer: Wp = W + both pads)."""
-    S = np.empty(Cg * R * Wp + FLAT_N + Wp, dtype=x.dtype)
-    S[Cg * R * Wp:] = 0
-    for c in range(Cg):
-        fill_padded_rows(x[b, c0 + c], S[c * R * Wp:(c + 1) * R * Wp].reshape(R, Wp), ih0, pw)
+def padded_band(x, b, planes, ih0, R, pw, Wp):
+    """S[(i·R + r)·Wp + pw + iw] = x[b, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero elsewhere
+    (the padding, and all of plane i where planes[i] < 0: a depth slab outside a 3-d input), with a tail
+    of FLAT_N + Wp zeros that keeps a last block's reads past the band inside S.  Needs pw + W ≤ Wp."""
+    n = planes.size
+    S = np.empty(n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
+    S[n * R * Wp:] = 0
+    for i in range(n):
+        band = S[i * R * Wp:(i + 1) * R * Wp].reshape(R, Wp)
+        if planes[i] >= 0:
+            fill_padded_rows(x[b, planes[i]], band, ih0, pw)
+        else:
+            band[:] = 0
     return S
 
 
@@ -482,12 +491,15 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
-    """v6, stride 1: x (B, C, H, W), y (B, O, OH, OW); A (BA, G, Og rounded up to FLAT_MR, K) with taps in
-    (c, kh, kw) order (``weight_matrices(..., taps_first=False)``), bias (BA, O), BA = 1 or B."""
-    B, C, H, W = x.shape
+def conv_flat(x, A, bias, y, KD, KH, KW, sd, pd, ph, pw, dd, dh, dw):
+    """v6, stride 1 along H and W: x (B, C, D, H, W), y (B, O, OD, OH, OW) (D = OD = KD = 1 for conv1d and
+    conv2d); A (BA, G, Og rounded up to FLAT_MR, K) with taps in (c, kd, kh, kw) order
+    (``weight_matrices(..., taps_first=False)``), bias (BA, O), BA = 1 or B.  A 3-d output plane od is
+    a 2-d convolution over the Cg·KD input planes it reads, (c, kd) at depth od·sd − pd + kd·dd, stacked
+    as channels: w's own (c, kd, kh, kw) order is that stacking."""
+    B, C, D, H, W = x.shape
     G = A.shape[1]
-    _, O, OH, OW = y.shape
+    _, O, OD, OH, OW = y.shape
     Cg, Og = C // G, O // G
     # a wide row of S: P zeros, then x's W values.  P = the larger of the left and right paddings: a read
     # past a row's last column lands in the next row's leading zeros, so one run of zeros pads both
@@ -498,19 +510,27 @@ def conv_flat(x, A, bias, y, KH, KW, ph, pw, dh, dw):
     band = (OH + n_bands - 1) // n_bands        # output rows per task, as even as the rows allow
     n_bands = (OH + band - 1) // band
     R = band + (KH - 1) * dh                    # input rows a band reads
-    offs = flat_offsets(Cg, KH, KW, R, Wp, dh, dw)
+    offs = flat_offsets(Cg * KD, KH, KW, R, Wp, dh, dw)
+    x_planes = x.reshape(B, C * D, H, W)        # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
-    for task in prange(B * G * n_bands):
+    for task in prange(B * G * OD * n_bands):
         oh0 = task % n_bands * band
-        g = task // n_bands % G
-        b = task // (n_bands * G)
+        od = task // n_bands % OD
+        g = task // (n_bands * OD) % G
+        b = task // (n_bands * OD * G)
         bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
-        # 1. the band's input rows oh0 − ph … oh0 − ph + R − 1 of the group's channels, zero-padded
-        S = padded_band(x, b, g * Cg, Cg, oh0 - ph, R, P, Wp)
+        # 1. the band's input rows oh0 − ph … oh0 − ph + R − 1 of the planes output plane od reads,
+        #    zero-padded (a depth slab outside x is a zero plane)
+        planes = np.empty(Cg * KD, dtype=np.int64)
+        for c in range(Cg):
+            for kd in range(KD):
+                i_d = od * sd - pd + kd * dd
+                planes[c * KD + kd] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
+        S = padded_band(x_planes, b, planes, oh0 - ph, R, P, Wp)
         # 2. its output rows for the group's Og channels (S seen from P − pw on: output column 0 reads
         #    x's column −pw there)
         flat_band(S[P - pw:], offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
-                  ((b * O + g * Og) * OH + oh0) * OW, OH * OW, OW, 1, Og)
+                  (((b * O + g * Og) * OD + od) * OH + oh0) * OW, OD * OH * OW, OW, 1, Og)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -531,11 +551,11 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
     version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4), "slab"
-    (v5, conv1d and conv2d), "flat" (v6, conv1d and conv2d at stride 1) or "auto" (v4 for pointwise
-    layers of POINTWISE_MIN_PIX pixels or more; v6 for conv1d and conv2d at stride 1 when each output
-    sums at least FLAT_MIN_TERMS terms; v3 at stride 1 when it sums fewer than PLANES_MAX_TERMS — too
-    short a sum for a matrix product to pay; v2 for conv3d and 1×1 layers at other strides (measured
-    faster there than v5); else v5).
+    (v5, conv1d and conv2d), "flat" (v6, stride 1 along H and W) or "auto" (v4 for pointwise layers of
+    POINTWISE_MIN_PIX pixels or more; v6 at stride 1 along H and W when each output sums at least
+    FLAT_MIN_TERMS terms; v3 at stride 1 when it sums fewer than PLANES_MAX_TERMS — too short a sum for
+    a matrix product to pay; v2 for the other conv3d and 1×1 layers (measured faster there than v5);
+    else v5).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -549,7 +569,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     if version == "auto":
         if pointwise and np.prod(x5.shape[2:]) >= POINTWISE_MIN_PIX:
             version = "pointwise"
-        elif unit_stride and nd < 3 and w[0].size >= FLAT_MIN_TERMS:
+        elif unit_stride and w[0].size >= FLAT_MIN_TERMS:
             version = "flat"
         elif unit_stride and w[0].size < PLANES_MAX_TERMS:
             version = "planes"
@@ -578,12 +598,11 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         conv_slab(x5.reshape(B, C, H, W), weight_matrices(w5, groups)[None], bias[None], y5.reshape(B, O, OH, OW),
                   *w5.shape[3:], sh, sw, ph, pw, dh, dw)
     elif version == "flat":
-        if nd == 3 or not unit_stride:
-            raise NotApplicable("version='flat' is for conv1d and conv2d at stride 1")
+        if not unit_stride:
+            raise NotApplicable("version='flat' needs stride 1 along H and W")
         sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
-        (C, H, W), (OH, OW) = x5.shape[1:2] + x5.shape[3:], y5.shape[3:]
-        conv_flat(x5.reshape(B, C, H, W), weight_matrices(w5, groups, taps_first=False)[None], bias[None],
-                  y5.reshape(B, O, OH, OW), *w5.shape[3:], ph, pw, dh, dw)
+        conv_flat(x5, weight_matrices(w5, groups, taps_first=False)[None], bias[None], y5, *w5.shape[2:], sd, pd,
+                  ph, pw, dd, dh, dw)
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups)[None], bias[None], y5, *w5.shape[2:],
                     *geometry)

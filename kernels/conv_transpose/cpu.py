@@ -331,7 +331,7 @@ def conv_transpose_flat(x, A, offs, n_terms, bias, y, sh, sw, band, R, Wp, row_l
         jh0 = task % n_bands * band
         g = task // n_bands % G
         b = task // (n_bands * G)
-        S = padded_band(x, b, g * Cg, Cg, jh0 + row_lo, R, -col_lo, Wp)
+        S = padded_band(x, b, np.arange(g * Cg, (g + 1) * Cg), jh0 + row_lo, R, -col_lo, Wp)
         bias_g = bias[g * Og:(g + 1) * Og]
         for phase in range(sh * sw):
             rh, rw = phase // sw, phase % sw
