@@ -150,18 +150,25 @@ def test_conv_flat_version_matches_torch(size, kernel, padding, dilation, groups
     got = cpu.conv(x, w, b, **plan.kernel_params, version="flat")
     tol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
-    with pytest.raises(fastconv.kernels.NotApplicable):
-        cpu.conv(x, w, b, **{**plan.kernel_params, "stride": (2,) * len(size)}, version="flat")
 
 
-def test_conv3d_flat_version_with_a_depth_stride():
-    """v6 on conv3d strides only along depth (each output plane reads its own slabs)."""
+@pytest.mark.parametrize("size, kernel, stride, padding, dilation, groups", [
+    ((9, 7, 8), (3, 2, 3), (2, 1, 1), (1, 0, 1), (1, 2, 1), 1),      # conv3d, a depth stride
+    ((5, 17, 19), (3, 3, 3), (1, 2, 2), (1, 1, 1), (1, 1, 1), 1),    # conv3d, stride 2 in-plane
+    ((40, 45), (7, 7), (2, 2), (3, 3), (1, 1), 2),                   # the ResNet stem's shape, several bands
+    ((15, 14), (4, 5), (2, 3), (3, 1), (1, 2), 1),                   # unequal strides, pad past a phase
+    ((9, 11), (3, 2), (3, 2), (0, 2), (2, 1), 1),                    # stride 3: phase rows no tap reads
+    ((301,), (5,), (3,), (2,), (2,), 1),                             # conv1d
+])
+def test_conv_flat_version_with_strides(size, kernel, stride, padding, dilation, groups):
+    """v6 at a stride: every plane split in its phase planes, each tap a fixed offset again."""
     from fastconv.kernels.conv import cpu
-    rng = np.random.default_rng(3)
-    x, w = rng.standard_normal((2, 3, 9, 7, 8)), rng.standard_normal((4, 3, 3, 2, 3))
-    params = dict(stride=(2, 1, 1), padding=(1, 0, 1), dilation=(1, 2, 1))
-    want = torch.nn.functional.conv3d(torch.from_numpy(x), torch.from_numpy(w), **params).numpy()
-    got = cpu.conv(x, w, None, **fastconv.plan("conv3d", x, w, **params).kernel_params, version="flat")
+    rng = np.random.default_rng(sum(size))
+    x, w = rng.standard_normal((2, 3 * groups, *size)), rng.standard_normal((5 * groups, 3, *kernel))
+    params = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    kind = f"conv{len(size)}d"
+    want = getattr(torch.nn.functional, kind)(torch.from_numpy(x), torch.from_numpy(w), **params).numpy()
+    got = cpu.conv(x, w, None, **fastconv.plan(kind, x, w, **params).kernel_params, version="flat")
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 

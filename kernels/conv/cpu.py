@@ -62,8 +62,8 @@ Versions
                          the ResNet 3×3 layer, one thread, CPU time, the versions in turns: 16 ms vs 21–22
                          for v2, which pays a whole-tensor transpose and a fresh patch per tile.  (The
                          kernels of input-dependent weights call it with each sample's own weights.)
-    v6 ``conv_flat``     stride 1 along H and W: v3's "wide" rows with v4's reuse, the products kept
-                         in registers.  A task copies the input rows of a band of output rows into S,
+    v6 ``conv_flat``     v3's "wide" rows with v4's reuse, the products kept in registers.  At stride 1
+                         (strides: below) a task copies the input rows of a band of output rows into S,
                          zero-padded, Wp = W + max(left, right pad) columns per row (a read past a row's
                          end lands in the next row's leading zeros; the last Wp − OW outputs of a wide
                          row are computed and dropped).  An output position p = r·Wp + col then reads
@@ -78,12 +78,18 @@ Versions
                          3×3 on 7×7 maps, 512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs
                          2.9 ms.  conv3d: output plane od is a 2-d convolution over the Cg·KD input
                          planes (c, kd) it reads, stacked as channels (w's own (c, kd, kh, kw) order);
-                         C3D 3×3×3 layer 55 ms vs 111 for v2 (≈ 200 GFLOP/s), any depth stride.  Not used
+                         C3D 3×3×3 layer 55 ms vs 111 for v2 (≈ 200 GFLOP/s), any depth stride.
+                         A stride s along H or W: output (oh, ow) reads row oh·s − ph + kh·dh =
+                         (oh + qh)·s + ah, row oh + qh of the phase plane x[ah::s], so the band holds each
+                         plane's s·s phase planes (copied once, a strided gather) and every tap is again
+                         a fixed offset (``flat_offsets``): stride-1 arithmetic, no wasted tap.  ResNet
+                         stem 7×7/2 (3→64, 224²): 12 ms vs 40 for v5; 3×3/2 layers 1.2–1.35× faster.  Not used
                          for 1×1 layers of 256+ pixels (v4 ran 1.5–2.4× faster: a 1×1 layer's sum is too
                          short to pay for the band copy) nor below FLAT_MIN_TERMS terms (depthwise:
                          7 of the 8 register rows would be padding; v3 ran 2× faster).
-    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 at stride 1
-    along H and W from FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW); v3 at stride 1 below
+    ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 from
+    FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW), except 1×1 layers at a stride (v2 ran up to 1.5×
+    faster on those: v6 would copy all sh·sw phase planes to use one); v3 at stride 1 below
     PLANES_MAX_TERMS terms; v2 for the remaining conv3d and 1×1 layers; else v5.
     Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
     v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
@@ -425,31 +431,53 @@ def flat_block(S, s0, offs, A, o0, T):
 
 
 @numba.njit(cache=True)
-def flat_offsets(Cg, KH, KW, R, Wp, dh, dw):
-    """offs[(c·KH + kh)·KW + kw] = (c·R + kh·dh)·Wp + kw·dw: where tap (c, kh, kw) of output position 0
-    sits in a band of Cg planes of R rows of Wp values (``padded_band``)."""
+def flat_offsets(Cg, KH, KW, R, Wp, dh, dw, sh=1, sw=1, ph=0, pw=0, j0=0):
+    """offs[(c·KH + kh)·KW + kw]: where tap (c, kh, kw) of output position 0 sits in a band of
+    ``padded_band`` (Cg·sh·sw planes of R rows of Wp values).
+
+    Stride 1 (ph = pw = j0 = 0): (c·R + kh·dh)·Wp + kw·dw.  Stride s: output (oh, ow) reads x row
+    oh·sh − ph + kh·dh = (oh + qh)·sh + ah with (qh, ah) = divmod(kh·dh − ph, sh), i.e. row oh + qh of the
+    phase plane x[ah::sh] (likewise columns), so the tap sits in plane (c, ah, aw) at row qh − qh_min
+    (qh_min = the first tap's, floor(−ph / sh)) and column qw − j0 (j0: the band's first phase column)."""
     offs = np.empty(Cg * KH * KW, dtype=np.int64)
+    qh_min = -ph // sh
     for c in range(Cg):
         for kh in range(KH):
+            qh, ah = (kh * dh - ph) // sh, (kh * dh - ph) % sh
             for kw in range(KW):
-                offs[(c * KH + kh) * KW + kw] = (c * R + kh * dh) * Wp + kw * dw
+                qw, aw = (kw * dw - pw) // sw, (kw * dw - pw) % sw
+                plane = (c * sh + ah) * sw + aw
+                offs[(c * KH + kh) * KW + kw] = (plane * R + qh - qh_min) * Wp + qw - j0
     return offs
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def padded_band(x, b, planes, ih0, R, pw, Wp):
-    """S[(i·R + r)·Wp + pw + iw] = x[b, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero elsewhere
-    (the padding, and all of plane i where planes[i] < 0: a depth slab outside a 3-d input), with a tail
-    of FLAT_N + Wp zeros that keeps a last block's reads past the band inside S.  Needs pw + W ≤ Wp."""
-    n = planes.size
+def padded_band(x, b, planes, ih0, R, pw, Wp, sh=1, sw=1):
+    """Stride 1: S[(i·R + r)·Wp + pw + iw] = x[b, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero
+    elsewhere (the padding, and all of plane i where planes[i] < 0: a depth slab outside a 3-d input).
+    Needs pw + W ≤ Wp.  Stride s: each plane split in its sh·sw phase planes x[ah::sh, aw::sw]:
+    S[((i·sh + ah)·sw + aw)·R + r)·Wp + t] = x[b, planes[i], (ih0 + r)·sh + ah, (t − pw)·sw + aw].
+    A tail of FLAT_N + Wp zeros keeps a last block's reads past the band inside S."""
+    n = planes.size * sh * sw
     S = np.empty(n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
     S[n * R * Wp:] = 0
+    H, W = x.shape[2], x.shape[3]
     for i in range(n):
         band = S[i * R * Wp:(i + 1) * R * Wp].reshape(R, Wp)
-        if planes[i] >= 0:
-            fill_padded_rows(x[b, planes[i]], band, ih0, pw)
-        else:
+        plane, ah, aw = planes[i // (sh * sw)], i // sw % sh, i % sw
+        if plane < 0:
             band[:] = 0
+        elif sh == 1 and sw == 1:
+            fill_padded_rows(x[b, plane], band, ih0, pw)
+        else:
+            for r in range(R):
+                ih, row = (ih0 + r) * sh + ah, band[r]
+                row[:] = 0
+                if 0 <= ih < H:
+                    src = x[b, plane, ih]
+                    # the phase columns inside x: 0 <= (t − pw)·sw + aw < W
+                    for t in range(max(0, pw - aw // sw), min(Wp, (W - 1 - aw) // sw + pw + 1)):
+                        row[t] = src[(t - pw) * sw + aw]
     return S
 
 
@@ -491,26 +519,33 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_flat(x, A, bias, y, KD, KH, KW, sd, pd, ph, pw, dd, dh, dw):
-    """v6, stride 1 along H and W: x (B, C, D, H, W), y (B, O, OD, OH, OW) (D = OD = KD = 1 for conv1d and
-    conv2d); A (BA, G, Og rounded up to FLAT_MR, K) with taps in (c, kd, kh, kw) order
+def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
+    """v6: x (B, C, D, H, W), y (B, O, OD, OH, OW) (D = OD = KD = 1 for conv1d and conv2d);
+    A (BA, G, Og rounded up to FLAT_MR, K) with taps in (c, kd, kh, kw) order
     (``weight_matrices(..., taps_first=False)``), bias (BA, O), BA = 1 or B.  A 3-d output plane od is
     a 2-d convolution over the Cg·KD input planes it reads, (c, kd) at depth od·sd − pd + kd·dd, stacked
-    as channels: w's own (c, kd, kh, kw) order is that stacking."""
+    as channels: w's own (c, kd, kh, kw) order is that stacking.  A stride along H or W becomes stride 1
+    over each plane's sh·sw phase planes x[ah::sh, aw::sw] (``flat_offsets``, ``padded_band``)."""
     B, C, D, H, W = x.shape
     G = A.shape[1]
     _, O, OD, OH, OW = y.shape
     Cg, Og = C // G, O // G
-    # a wide row of S: P zeros, then x's W values.  P = the larger of the left and right paddings: a read
-    # past a row's last column lands in the next row's leading zeros, so one run of zeros pads both
-    # sides (W + P values a row instead of W + both pads: fewer positions computed only to be dropped)
-    P = max(pw, OW + (KW - 1) * dw - W - pw)
-    Wp = max(OW, W + P)
+    qh_min, qh_max = -ph // sh, ((KH - 1) * dh - ph) // sh       # the rows a tap reaches, in phase rows
+    if sh == 1 and sw == 1:
+        # a wide row of S: P zeros, then x's W values.  P = the larger of the left and right paddings: a
+        # read past a row's last column lands in the next row's leading zeros, so one run of zeros pads
+        # both sides (W + P values a row instead of W + both pads: fewer positions computed, then dropped)
+        P = max(pw, OW + (KW - 1) * dw - W - pw)
+        Wp = max(OW, W + P)
+    else:
+        # a wide row of a phase plane: OW outputs and the taps' reach in phase columns, from −P on
+        P = pw // sw + (pw % sw > 0)
+        Wp = OW + ((KW - 1) * dw - pw) // sw + P
     n_bands = (OH * Wp + FLAT_BAND_PIX - 1) // FLAT_BAND_PIX
     band = (OH + n_bands - 1) // n_bands        # output rows per task, as even as the rows allow
     n_bands = (OH + band - 1) // band
-    R = band + (KH - 1) * dh                    # input rows a band reads
-    offs = flat_offsets(Cg * KD, KH, KW, R, Wp, dh, dw)
+    R = band + qh_max - qh_min                  # (phase) rows a band reads
+    offs = flat_offsets(Cg * KD, KH, KW, R, Wp, dh, dw, sh, sw, ph, pw, -P)
     x_planes = x.reshape(B, C * D, H, W)        # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
     for task in prange(B * G * OD * n_bands):
@@ -519,17 +554,16 @@ def conv_flat(x, A, bias, y, KD, KH, KW, sd, pd, ph, pw, dd, dh, dw):
         g = task // (n_bands * OD) % G
         b = task // (n_bands * OD * G)
         bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
-        # 1. the band's input rows oh0 − ph … oh0 − ph + R − 1 of the planes output plane od reads,
+        # 1. the band's input rows (phase rows oh0 + qh_min …) of the planes output plane od reads,
         #    zero-padded (a depth slab outside x is a zero plane)
         planes = np.empty(Cg * KD, dtype=np.int64)
         for c in range(Cg):
             for kd in range(KD):
                 i_d = od * sd - pd + kd * dd
                 planes[c * KD + kd] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
-        S = padded_band(x_planes, b, planes, oh0 - ph, R, P, Wp)
-        # 2. its output rows for the group's Og channels (S seen from P − pw on: output column 0 reads
-        #    x's column −pw there)
-        flat_band(S[P - pw:], offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
+        S = padded_band(x_planes, b, planes, oh0 + qh_min, R, P, Wp, sh, sw)
+        # 2. its output rows for the group's Og channels
+        flat_band(S, offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
                   (((b * O + g * Og) * OD + od) * OH + oh0) * OW, OD * OH * OW, OW, 1, Og)
 
 
@@ -551,11 +585,10 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
     version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4), "slab"
-    (v5, conv1d and conv2d), "flat" (v6, stride 1 along H and W) or "auto" (v4 for pointwise layers of
-    POINTWISE_MIN_PIX pixels or more; v6 at stride 1 along H and W when each output sums at least
-    FLAT_MIN_TERMS terms; v3 at stride 1 when it sums fewer than PLANES_MAX_TERMS — too short a sum for
-    a matrix product to pay; v2 for the other conv3d and 1×1 layers (measured faster there than v5);
-    else v5).
+    (v5, conv1d and conv2d), "flat" (v6) or "auto" (v4 for pointwise layers of POINTWISE_MIN_PIX pixels
+    or more; v6 when each output sums at least FLAT_MIN_TERMS terms, but not for 1×1 layers at a stride;
+    v3 at stride 1 when it sums fewer than PLANES_MAX_TERMS — too short a sum for a matrix product to
+    pay; v2 for the other conv3d and 1×1 layers (measured faster there than v5); else v5).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -569,7 +602,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     if version == "auto":
         if pointwise and np.prod(x5.shape[2:]) >= POINTWISE_MIN_PIX:
             version = "pointwise"
-        elif unit_stride and w[0].size >= FLAT_MIN_TERMS:
+        elif (unit_stride or not one_by_one) and w[0].size >= FLAT_MIN_TERMS:
             version = "flat"
         elif unit_stride and w[0].size < PLANES_MAX_TERMS:
             version = "planes"
@@ -598,11 +631,8 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
         conv_slab(x5.reshape(B, C, H, W), weight_matrices(w5, groups)[None], bias[None], y5.reshape(B, O, OH, OW),
                   *w5.shape[3:], sh, sw, ph, pw, dh, dw)
     elif version == "flat":
-        if not unit_stride:
-            raise NotApplicable("version='flat' needs stride 1 along H and W")
-        sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
-        conv_flat(x5, weight_matrices(w5, groups, taps_first=False)[None], bias[None], y5, *w5.shape[2:], sd, pd,
-                  ph, pw, dd, dh, dw)
+        conv_flat(x5, weight_matrices(w5, groups, taps_first=False)[None], bias[None], y5, *w5.shape[2:],
+                  *geometry)
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups)[None], bias[None], y5, *w5.shape[2:],
                     *geometry)

@@ -67,12 +67,12 @@ Versions
                     ``rows_product``.
                     For K = Cg = 24 (MobileNetV2's 24→144 expand) v4's dot-form tile spends as long on the
                     horizontal sums closing each 4×3 block as on the multiply-adds.
-    v6 ``flat``     stride 1: conv2d's v6 (kernels/conv/cpu.py ``conv_flat``) with each sample's A[b]: a band
+    v6 ``flat``     conv2d's v6 (kernels/conv/cpu.py ``conv_flat``) with each sample's A[b]: a band
                     of zero-padded "wide" input rows, and 8 output channels × 48 positions summed in 24
                     vector registers over all Cg·kh·kw taps, no patch at all.  Measured on the ResNet
                     3×3 layer (one thread, CPU time): ≈ 13 ms vs ≈ 20 ms for v4.
     ``auto`` is v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels (conv2d's rule), v3 when it
-    applies, v6 at stride 1, else v4.
+    applies, v4 for 1×1 layers at a stride, else v6.
 
 Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
@@ -172,22 +172,20 @@ def _matrices(batch, groups, out_channels, taps, dtype, version):
 
 def _resolve(version, groups, in_channels, kernel_size, stride, padding, pixels):
     """The version to run ("auto": v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels, v3 for
-    depthwise at unit stride, v6 for the others at unit stride, else v4)."""
+    depthwise at unit stride, v4 for 1×1 layers at other strides, else v6 — conv2d's rules)."""
     unit_stride = tuple(stride) == (1, 1)
     planes = groups == in_channels and unit_stride                  # one input channel per group, stride 1
     pointwise = tuple(kernel_size) == (1, 1) and unit_stride and tuple(padding) == (0, 0)
     if version == "auto":
         if pointwise and pixels >= POINTWISE_MIN_PIX:
             return "pointwise"
-        return "depthwise" if planes else "flat" if unit_stride else "slab"
+        return "depthwise" if planes else "flat" if unit_stride or tuple(kernel_size) != (1, 1) else "slab"
     if version not in VERSIONS:
         raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     if version == "depthwise" and not planes:
         raise NotApplicable("version='depthwise' needs groups = in_channels and stride 1")
     if version == "pointwise" and not pointwise:
         raise NotApplicable("version='pointwise' needs a 1×1 kernel at stride 1 without padding")
-    if version == "flat" and not unit_stride:
-        raise NotApplicable("version='flat' needs stride 1")
     return version
 
 
@@ -207,7 +205,7 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
     if version == "slab":
         conv_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
     elif version == "flat":
-        conv_flat(x5, A, bias, y, 1, KH, KW, 1, 0, *padding, 1, *dilation)
+        conv_flat(x5, A, bias, y, 1, KH, KW, 1, *stride, 0, *padding, 1, *dilation)
     elif version == "pointwise":
         conv_pointwise(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
     elif version == "im2col":
