@@ -55,25 +55,35 @@ def transpose_into(PT, P):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def fill_padded_rows(x_c, xp, row0, pad_w):
+def fill_padded_rows(x_c, xp, row0, pad_w, sh=1, sw=1, ah=0, aw=0):
     """xp[i, pad_w : pad_w + W] = x_c[row0 + i] for the rows inside x_c, and zero everywhere else in xp
     (rows outside x_c, the pad_w columns before and the columns after): a zero-padded copy of the input
     rows a band of outputs reads, so the kernels' tap loops need no bounds tests.  Needs
     pad_w + W ≤ xp.shape[1].
+    With a stride, the same for the phase plane x_c[ah::sh, aw::sw]:
+    xp[i, t] = x_c[(row0 + i)·sh + ah, (t − pad_w)·sw + aw] where that is inside x_c, else zero.
     Speed: 1-D views and a copy loop from 0 (vectorised); a 2-D slice assignment into a view of xp
     ran as a generic strided loop, 2.5× slower for the whole separable kernel.  Only the padding is
     zeroed, not all of xp first (zeroing all of conv2d v6's band cost ~4% of the ResNet layer)."""
     H, W = x_c.shape
     for i in range(xp.shape[0]):
-        row = xp[i]
-        if 0 <= row0 + i < H:
+        row, ih = xp[i], (row0 + i) * sh + ah
+        if not 0 <= ih < H:
+            row[:] = 0
+        elif sw == 1:
             row[:pad_w] = 0
-            row[pad_w + W:] = 0
-            src, dst = x_c[row0 + i], row[pad_w:pad_w + W]
-            for j in range(W):
+            row[pad_w + W - aw:] = 0
+            src, dst = x_c[ih, aw:], row[pad_w:pad_w + W - aw]
+            for j in range(W - aw):
                 dst[j] = src[j]
         else:
-            row[:] = 0
+            # the phase columns inside x_c: 0 <= (t − pad_w)·sw + aw < W
+            lo, hi = min(pad_w, row.size), min(row.size, (W - 1 - aw) // sw + pad_w + 1)
+            row[:lo] = 0
+            row[max(lo, hi):] = 0
+            src = x_c[ih]
+            for t in range(lo, hi):
+                row[t] = src[(t - pad_w) * sw + aw]
 
 
 def padded_rows(matrix, multiple_of):

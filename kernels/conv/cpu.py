@@ -41,13 +41,16 @@ Versions
                          weight N times; padding is written once, as zeros, into P.
                          Measured: the channels-last patch made this 1.7× faster than building P from
                          NCHW x (whose copies write P with a stride of K, scattered over L2).
-    v3 ``conv_planes``   thin groups at stride 1 in H and W (depthwise: Cg = 1; ResNeXt: Cg = 4): each
+    v3 ``conv_planes``   thin groups (depthwise: Cg = 1; ResNeXt: Cg = 4): each
                          output sums too few terms (Cg·KD·KH·KW) for a matrix product to pay. Copy the
                          group's input planes once, zero-padded, and compute each output plane "wide"
                          (Wp = OW + (KW−1)·dw columns per row, the extra ones dropped): every tap is then
                          a single flat shift, acc[p] += w·xp[p + kh·dh·Wp + kw·dw], a ~3000-long loop
                          LLVM vectorises. (Row by row, loops of ~56 are shorter than one unrolled
-                         16-lane vector step and run scalar: measured 2.3× slower.)
+                         16-lane vector step and run scalar: measured 2.3× slower.)  A stride splits each
+                         plane in its phase planes x[ah::sh, aw::sw], as in v6, and every tap is again one
+                         flat shift in one of them: MobileNet's strided depthwise layers 4.5–5.5× faster
+                         than v5 (one thread).
     v4 ``conv_pointwise`` 1×1×1 kernels at stride 1 without padding: y[b, g] = bias + A_g·x[b, g] with
                          x[b, g] seen as a (Cg, D·H·W) matrix, rows of pixels straight from NCHW, by
                          ``rows_product`` of kernels/_cpu_gemm.py (4 output rows × 8 input rows per pass
@@ -89,8 +92,7 @@ Versions
                          7 of the 8 register rows would be padding; v3 ran 2× faster).
     ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 from
     FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW), except 1×1 layers at a stride (v2 ran up to 1.5×
-    faster on those: v6 would copy all sh·sw phase planes to use one); v3 at stride 1 below
-    PLANES_MAX_TERMS terms; v2 for the remaining conv3d and 1×1 layers; else v5.
+    faster on those: v6 would copy all sh·sw phase planes to use one); v3 below PLANES_MAX_TERMS terms; v2 for the remaining conv3d and 1×1 layers; else v5.
     Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
     v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
 
@@ -240,49 +242,51 @@ def conv_im2col(x_cl, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw
 
 
 # ----------------------------------------------------------------------------------------------------
-# v3: thin groups (depthwise, ResNeXt) at stride 1 in H and W: whole padded planes, one long loop per tap
+# v3: thin groups (depthwise, ResNeXt): whole padded planes, one long loop per tap
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_planes(x, w, bias, y, sd, pd, ph, pw, dd, dh, dw):
+def conv_planes(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
     B, C, D, H, W = x.shape
     O, Cg, KD, KH, KW = w.shape
     _, _, OD, OH, OW = y.shape
     G = C // Cg
     Og = O // G
-    # the zero-padded input plane: row ih of x is row ih + ph, column iw is column iw + pw; a row of the
-    # padded plane is Wp wide, and a tail of (KW−1)·dw zeros keeps the last tap's reads inside
-    Hp, Wp = OH + (KH - 1) * dh, OW + (KW - 1) * dw
+    # the zero-padded input planes, one per phase (ah, aw) of the stride (one at stride 1): tap (kh, kw)
+    # reads phase row oh + qh of phase plane ah, (qh, ah) = divmod(kh·dh − ph, sh), likewise columns
+    # (as in v6's ``flat_offsets``); a padded plane starts at phase row qh_min and column qw_min, its rows
+    # are Wp wide, and a tail of qw_max − qw_min zeros keeps the last tap's reads inside
+    qh_min, qh_max = -ph // sh, ((KH - 1) * dh - ph) // sh
+    qw_min, qw_max = -pw // sw, ((KW - 1) * dw - pw) // sw
+    Hp, Wp = OH + qh_max - qh_min, OW + qw_max - qw_min
     for task in prange(B * G * OD):
         od = task % OD
         g = task // OD % G
         b = task // (OD * G)
         # "wide" output rows: OH rows of Wp columns (the last Wp − OW of each row are dropped at the end);
-        # tap (kh, kw) is then one flat shift: acc[o, p] += w·xp[c, p + kh·dh·Wp + kw·dw]
+        # tap (kh, kw) is then one flat shift: acc[o, p] += w·xp[c, ah, aw, p + (qh − qh_min)·Wp + qw − qw_min]
         acc = np.zeros((Og, OH * Wp), dtype=x.dtype)
         for kd in range(KD):
             i_d = od * sd - pd + kd * dd
             if i_d < 0 or i_d >= D:
                 continue
-            # the group's Cg input planes at depth i_d, zero-padded (one copy, shared by the Og outputs)
-            xp = np.zeros((Cg, Hp * Wp + (KW - 1) * dw), dtype=x.dtype)
-            iw_lo, iw_hi = max(0, -pw), min(W, Wp - pw)
+            # the group's Cg input planes at depth i_d, zero-padded, split in their phase planes (one copy,
+            # shared by the Og outputs)
+            xp = np.zeros((Cg, sh, sw, Hp * Wp + qw_max - qw_min), dtype=x.dtype)
             for c in range(Cg):
-                for ih in range(max(0, -ph), min(H, Hp - ph)):
-                    # speed: 1-D slices and a loop from 0. A loop from a run-time start keeps Numba's
-                    # negative-index test and runs scalar: measured 2.5× slower for the whole kernel.
-                    x_part = x[b, g * Cg + c, i_d, ih, iw_lo:iw_hi]
-                    start = (ih + ph) * Wp + pw + iw_lo
-                    xp_part = xp[c, start:start + iw_hi - iw_lo]
-                    for j in range(iw_hi - iw_lo):
-                        xp_part[j] = x_part[j]
+                for ah in range(sh):
+                    for aw in range(sw):
+                        fill_padded_rows(x[b, g * Cg + c, i_d], xp[c, ah, aw, :Hp * Wp].reshape(Hp, Wp), qh_min,
+                                         -qw_min, sh, sw, ah, aw)
             for o in range(Og):
                 acc_o = acc[o]
                 for c in range(Cg):
                     for kh in range(KH):
+                        qh, ah = (kh * dh - ph) // sh, (kh * dh - ph) % sh
                         for kw in range(KW):
+                            qw, aw = (kw * dw - pw) // sw, (kw * dw - pw) % sw
                             weight = w[g * Og + o, c, kd, kh, kw]
-                            shift = kh * dh * Wp + kw * dw
-                            x_shifted = xp[c, shift:shift + OH * Wp]
+                            shift = (qh - qh_min) * Wp + qw - qw_min
+                            x_shifted = xp[c, ah, aw, shift:shift + OH * Wp]
                             # speed: a ~3000-long loop over 1-D views vectorises (2-D indexing here
                             # measured 7× slower: LLVM no longer sees a unit-stride stream)
                             for p in range(OH * Wp):
@@ -461,23 +465,13 @@ def padded_band(x, b, planes, ih0, R, pw, Wp, sh=1, sw=1):
     n = planes.size * sh * sw
     S = np.empty(n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
     S[n * R * Wp:] = 0
-    H, W = x.shape[2], x.shape[3]
     for i in range(n):
         band = S[i * R * Wp:(i + 1) * R * Wp].reshape(R, Wp)
         plane, ah, aw = planes[i // (sh * sw)], i // sw % sh, i % sw
         if plane < 0:
             band[:] = 0
-        elif sh == 1 and sw == 1:
-            fill_padded_rows(x[b, plane], band, ih0, pw)
         else:
-            for r in range(R):
-                ih, row = (ih0 + r) * sh + ah, band[r]
-                row[:] = 0
-                if 0 <= ih < H:
-                    src = x[b, plane, ih]
-                    # the phase columns inside x: 0 <= (t − pw)·sw + aw < W
-                    for t in range(max(0, pw - aw // sw), min(Wp, (W - 1 - aw) // sw + pw + 1)):
-                        row[t] = src[(t - pw) * sw + aw]
+            fill_padded_rows(x[b, plane], band, ih0, pw, sh, sw, ah, aw)
     return S
 
 
@@ -584,11 +578,10 @@ def weight_matrices(w5, groups, taps_first=True):
 def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, version="auto"):
     """y = conv{nd}d(x, w, bias) with explicit leading paddings and the output size from the plan.
 
-    version: "direct" (v1), "im2col" (v2), "planes" (v3, stride 1 in H and W), "pointwise" (v4), "slab"
+    version: "direct" (v1), "im2col" (v2), "planes" (v3), "pointwise" (v4), "slab"
     (v5, conv1d and conv2d), "flat" (v6) or "auto" (v4 for pointwise layers of POINTWISE_MIN_PIX pixels
     or more; v6 when each output sums at least FLAT_MIN_TERMS terms, but not for 1×1 layers at a stride;
-    v3 at stride 1 when it sums fewer than PLANES_MAX_TERMS — too short a sum for a matrix product to
-    pay; v2 for the other conv3d and 1×1 layers (measured faster there than v5); else v5).
+    v3 when it sums fewer than PLANES_MAX_TERMS — too short a sum for a matrix product to pay; v2 for the other conv3d and 1×1 layers (measured faster there than v5); else v5).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -604,7 +597,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
             version = "pointwise"
         elif (unit_stride or not one_by_one) and w[0].size >= FLAT_MIN_TERMS:
             version = "flat"
-        elif unit_stride and w[0].size < PLANES_MAX_TERMS:
+        elif w[0].size < PLANES_MAX_TERMS:
             version = "planes"
         elif nd == 3 or one_by_one:
             version = "im2col"
@@ -613,10 +606,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     if version == "direct":
         conv_direct(x5, w5, bias, y5, *geometry)
     elif version == "planes":
-        if not unit_stride:
-            raise NotApplicable("version='planes' needs stride 1 along H and W")
-        sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
-        conv_planes(x5, w5, bias, y5, sd, pd, ph, pw, dd, dh, dw)
+        conv_planes(x5, w5, bias, y5, *geometry)
     elif version == "pointwise":
         if not pointwise:
             raise NotApplicable("version='pointwise' needs a 1×1 kernel at stride 1 without padding")

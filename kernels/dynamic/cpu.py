@@ -51,7 +51,7 @@ Versions
                     channels × 3 pixels in registers, SIMD over the taps. Compared with torch's batch-folded grouped conv, no
                     (B·Cout, Cin/g, k, k) kernel tensor is re-laid out per call and the B groups are one
                     flat parallel loop.
-    v3 ``depthwise`` groups = Cin at stride 1 (Cg = 1, e.g. ODConv on MobileNet's depthwise layers): the
+    v3 ``depthwise`` groups = Cin (Cg = 1, e.g. ODConv on MobileNet's depthwise layers): the
                     GEMM would reduce over only kh·kw taps with 1 useful row in 4, so each sample instead
                     runs conv2d's plane kernel (kernels/conv/cpu.py ``conv_planes``: each tap one long
                     shifted update of a zero-padded plane, SIMD) with its aggregated kernel.
@@ -172,9 +172,9 @@ def _matrices(batch, groups, out_channels, taps, dtype, version):
 
 def _resolve(version, groups, in_channels, kernel_size, stride, padding, pixels):
     """The version to run ("auto": v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels, v3 for
-    depthwise at unit stride, v4 for 1×1 layers at other strides, else v6 — conv2d's rules)."""
+    depthwise, v4 for 1×1 layers at a stride, else v6 — conv2d's rules)."""
     unit_stride = tuple(stride) == (1, 1)
-    planes = groups == in_channels and unit_stride                  # one input channel per group, stride 1
+    planes = groups == in_channels                                  # one input channel per group
     pointwise = tuple(kernel_size) == (1, 1) and unit_stride and tuple(padding) == (0, 0)
     if version == "auto":
         if pointwise and pixels >= POINTWISE_MIN_PIX:
@@ -183,7 +183,7 @@ def _resolve(version, groups, in_channels, kernel_size, stride, padding, pixels)
     if version not in VERSIONS:
         raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     if version == "depthwise" and not planes:
-        raise NotApplicable("version='depthwise' needs groups = in_channels and stride 1")
+        raise NotApplicable("version='depthwise' needs groups = in_channels")
     if version == "pointwise" and not pointwise:
         raise NotApplicable("version='pointwise' needs a 1×1 kernel at stride 1 without padding")
     return version
@@ -218,8 +218,8 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
                 conv_direct(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, stride[0], stride[1], 0, padding[0],
                             padding[1], 1, dilation[0], dilation[1])
             else:
-                conv_planes(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, 0, padding[0], padding[1], 1,
-                            dilation[0], dilation[1])
+                conv_planes(x5[b:b + 1], w5, bias[b], y[b:b + 1], 1, stride[0], stride[1], 0, padding[0],
+                            padding[1], 1, dilation[0], dilation[1])
     return y.reshape(B, O, *out_size)
 
 
