@@ -107,7 +107,7 @@ from numba import prange
 from .. import NotApplicable
 from .. import _simd as simd
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_matmul, tile_product
-from .._cpu_rows import fill_padded_rows, transpose_into
+from .._cpu_rows import fill_phase_planes, transpose_into
 from .._index import as_3d, pad3, valid_outputs
 from .._simd import LANES
 
@@ -271,12 +271,11 @@ def conv_planes(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
                 continue
             # the group's Cg input planes at depth i_d, zero-padded, split in their phase planes (one copy,
             # shared by the Og outputs)
-            xp = np.zeros((Cg, sh, sw, Hp * Wp + qw_max - qw_min), dtype=x.dtype)
+            # (flat: plane (c, ah, aw) at ((c·sh + ah)·sw + aw)·Hp·Wp, a tail of zeros after the last)
+            xp = np.zeros(Cg * sh * sw * Hp * Wp + qw_max - qw_min, dtype=x.dtype)
             for c in range(Cg):
-                for ah in range(sh):
-                    for aw in range(sw):
-                        fill_padded_rows(x[b, g * Cg + c, i_d], xp[c, ah, aw, :Hp * Wp].reshape(Hp, Wp), qh_min,
-                                         -qw_min, sh, sw, ah, aw)
+                fill_phase_planes(x[b, g * Cg + c, i_d], xp[c * sh * sw * Hp * Wp:(c + 1) * sh * sw * Hp * Wp]
+                                  .reshape(sh, sw, Hp, Wp), qh_min, -qw_min)
             for o in range(Og):
                 acc_o = acc[o]
                 for c in range(Cg):
@@ -286,7 +285,8 @@ def conv_planes(x, w, bias, y, sd, sh, sw, pd, ph, pw, dd, dh, dw):
                             qw, aw = (kw * dw - pw) // sw, (kw * dw - pw) % sw
                             weight = w[g * Og + o, c, kd, kh, kw]
                             shift = (qh - qh_min) * Wp + qw - qw_min
-                            x_shifted = xp[c, ah, aw, shift:shift + OH * Wp]
+                            start = ((c * sh + ah) * sw + aw) * Hp * Wp + shift
+                            x_shifted = xp[start:start + OH * Wp]
                             # speed: a ~3000-long loop over 1-D views vectorises (2-D indexing here
                             # measured 7× slower: LLVM no longer sees a unit-stride stream)
                             for p in range(OH * Wp):
@@ -465,13 +465,12 @@ def padded_band(x, b, planes, ih0, R, pw, Wp, sh=1, sw=1):
     n = planes.size * sh * sw
     S = np.empty(n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
     S[n * R * Wp:] = 0
-    for i in range(n):
-        band = S[i * R * Wp:(i + 1) * R * Wp].reshape(R, Wp)
-        plane, ah, aw = planes[i // (sh * sw)], i // sw % sh, i % sw
-        if plane < 0:
-            band[:] = 0
+    for i in range(planes.size):
+        phases = S[i * sh * sw * R * Wp:(i + 1) * sh * sw * R * Wp].reshape(sh, sw, R, Wp)
+        if planes[i] < 0:
+            phases[:] = 0
         else:
-            fill_padded_rows(x[b, plane], band, ih0, pw, sh, sw, ah, aw)
+            fill_phase_planes(x[b, planes[i]], phases, ih0, pw)
     return S
 
 
