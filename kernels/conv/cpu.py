@@ -49,8 +49,8 @@ Versions
                          LLVM vectorises. (Row by row, loops of ~56 are shorter than one unrolled
                          16-lane vector step and run scalar: measured 2.3× slower.)  A stride splits each
                          plane in its phase planes x[ah::sh, aw::sw], as in v6, and every tap is again one
-                         flat shift in one of them: MobileNet's strided depthwise layers 4.5–5.5× faster
-                         than v5 (one thread).
+                         flat shift in one of them: MobileNet's strided depthwise layers 8–13× faster
+                         than v5 (one thread; the phase-plane copy is most of their time).
     v4 ``conv_pointwise`` 1×1×1 kernels at stride 1 without padding: y[b, g] = bias + A_g·x[b, g] with
                          x[b, g] seen as a (Cg, D·H·W) matrix, rows of pixels straight from NCHW, by
                          ``rows_product`` of kernels/_cpu_gemm.py (4 output rows × 8 input rows per pass
@@ -84,9 +84,10 @@ Versions
                          C3D 3×3×3 layer 55 ms vs 111 for v2 (≈ 200 GFLOP/s), any depth stride.
                          A stride s along H or W: output (oh, ow) reads row oh·s − ph + kh·dh =
                          (oh + qh)·s + ah, row oh + qh of the phase plane x[ah::s], so the band holds each
-                         plane's s·s phase planes (copied once, a strided gather) and every tap is again
-                         a fixed offset (``flat_offsets``): stride-1 arithmetic, no wasted tap.  ResNet
-                         stem 7×7/2 (3→64, 224²): 12 ms vs 40 for v5; 3×3/2 layers 1.2–1.35× faster.  Not used
+                         plane's s·s phase planes (``fill_phase_planes``: each row of x read once and
+                         dealt to its column phases) and every tap is again a fixed offset
+                         (``flat_offsets``): stride-1 arithmetic, no wasted tap.  ResNet stem 7×7/2
+                         (3→64, 224²): 10.6 ms vs 37 for v5; 3×3/2 layers 1.4–1.5× faster.  Not used
                          for 1×1 layers of 256+ pixels (v4 ran 1.5–2.4× faster: a 1×1 layer's sum is too
                          short to pay for the band copy) nor below FLAT_MIN_TERMS terms (depthwise:
                          7 of the 8 register rows would be padding; v3 ran 2× faster).
