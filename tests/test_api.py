@@ -178,6 +178,8 @@ def test_conv_flat_version_with_strides(size, kernel, stride, padding, dilation,
     ((20, 9), (3, 3), (3, 1), (6, 0), (1, 1), (0, 0), 1, "float64"),   # pad > reach: bands start inside x
     ((1, 5), (1, 1), (1, 2), (0, 0), (1, 1), (0, 1), 1, "float32"),    # a phase without taps: bias only
     ((300,), (8,), (4,), (2,), (1,), (0,), 1, "float32"),             # the 1-d upsampler shape
+    ((5, 8, 9), (3, 3, 3), (2, 2, 2), (1, 1, 1), (1, 1, 1), (1, 1, 1), 1, "float64"),  # 3-d decoder layer
+    ((6, 7, 5), (4, 2, 3), (3, 1, 2), (2, 0, 1), (2, 1, 1), (2, 0, 0), 2, "float32"),  # 3-d, depth phases
 ])
 def test_conv_transpose_flat_version_matches_torch(size, kernel, stride, padding, dilation, output_padding,
                                                    groups, dtype):

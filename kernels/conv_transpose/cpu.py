@@ -21,7 +21,8 @@ Cost
 
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, phase, chunk).
-    v3: one task per (b, g, input depth, band of input rows).   v4: one task per (b, g, band of phase rows).
+    v3: one task per (b, g, input depth, band of input rows).   v4: one task per (b, g, output plane od,
+    band of phase rows).
     Gathering means every task writes only its own outputs: no scatter, no atomics, no races.
 
 Versions
@@ -49,7 +50,7 @@ Versions
                           channels-last copy), forms the product per tap with ``rows_product`` (the
                           axpy form of kernels/_cpu_gemm.py) into a small buffer Z, and writes Z into its
                           block positions (stride-s stores).
-    v4 ``conv_transpose_flat``  (1-d and 2-d) the phases of v2, each computed as a stride-1 correlation
+    v4 ``conv_transpose_flat``  the phases of v2, each computed as a stride-1 correlation
                           with conv2d's v6 register block (kernels/conv/cpu.py ``flat_band``): output
                           (rh + jh·sh, rw + jw·sw) reads input (jh + bh, jw + bw) through each tap pair of
                           its phase, bh = (rh + ph − kh·dh)/sh, so over one zero-padded band of x's rows
@@ -57,9 +58,12 @@ Versions
                           8 output channels × 48 positions stay in 24 vector registers over all its terms.
                           No patch is built (v2 copies every input value once per tap into its patch);
                           every phase reads the same band, and writes every sh-th row and sw-th column.
-                          One thread, DCGAN 4×4 layer: 12–16 ms against v2's 20–24; 1-d upsampler 0.7 vs 1.3.
-    ``conv_transpose`` picks v4 for 1-d and 2-d (also where v3 applies: U-Net 2×2 layer 3.1 ms vs 4.1, one
-    thread); for 3-d, v3 when it applies, else v2.
+                          In 3-d, output plane od reads the input slabs of its depth phase's taps, copied
+                          as planes (as conv3d's v6 stacks its slabs as channels).
+                          One thread, DCGAN 4×4 layer: 12–16 ms against v2's 20–24; 1-d upsampler 0.7 vs 1.3;
+                          3-d decoder 3×3×3/2 (64→32, 8×16²): 7.1 vs 23.5.
+    ``conv_transpose`` picks v4 (also where v3 applies: U-Net 2×2 layer 3.1 ms vs 4.1, the 3-d one 3.6 vs
+    4.1, one thread).
 
 Caveats
     Accumulation in the input dtype; v2 sums in another order than v1 (agrees to rounding).
@@ -257,100 +261,127 @@ def conv_transpose_blocks(x, A, bias, y, D, H, W, band):
 # v4: each output phase is a stride-1 correlation, through conv2d's register block
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(cache=True)
-def flat_phases(w4, groups, sh, sw, ph, pw, dh, dw, R, Wp, row_lo, col_lo):
-    """The phases of a 2-d transposed convolution as stride-1 correlations over one padded band.
+def flat_phases(w5, groups, sd, sh, sw, pd, ph, pw, dd, dh, dw, R, Wp, row_lo, col_lo):
+    """The phases of a transposed convolution as stride-1 correlations over one padded band.
 
-    Phase (rh, rw) holds the outputs (rh + jh·sh, rw + jw·sw); its taps are the kh with
-    (rh + ph − kh·dh) mod sh = 0 (likewise kw), and output jh reads input row jh + bh,
-    bh = (rh + ph − kh·dh)/sh. In a band whose row 0 is input row jh0 + row_lo and whose column 0 is
-    input column col_lo (Cg planes of R rows of Wp values), the phase's term (c, t) — channel c, t-th
-    tap pair (kh, kw) — therefore sits at offs[phase, c·n + t] = (c·R + bh − row_lo)·Wp + bw − col_lo
-    from output position 0, with weight A[phase, g, o', c·n + t] = w[g·Cg + c, o', kh, kw]
-    (n = the phase's tap pairs).  n_terms[phase] = Cg·n (0 when the phase has no tap: its outputs are
-    the bias alone).  Numba, not numpy: the numpy form cost 0.14 ms a call, a quarter of a small layer."""
-    C, Og, KH, KW = w4.shape
+    Phase (rd, rh, rw) holds the outputs (rd + jd·sd, rh + jh·sh, rw + jw·sw); its taps are the kh with
+    (rh + ph − kh·dh) mod sh = 0 (likewise kd, kw), and output jh reads input row jh + bh,
+    bh = (rh + ph − kh·dh)/sh (likewise depth and columns).  Output plane od = rd + jd·sd reads the
+    input slabs jd + bd of its depth taps: a task copies them as planes, slot c·nd + e for channel c and
+    the phase's e-th depth tap (nd of them; depth_kd[rd, e] = kd).  In a band whose row 0 is input row
+    jh0 + row_lo and whose column 0 is input column col_lo (planes of R rows of Wp values), the phase's
+    term (c, t) — channel c, t-th tap triple (kd, kh, kw), e its depth slot — therefore sits at
+    offs[phase, c·n + t] = ((c·nd + e)·R + bh − row_lo)·Wp + bw − col_lo from output position 0, with
+    weight A[phase, g, o', c·n + t] = w[g·Cg + c, o', kd, kh, kw] (n = the phase's triples).
+    n_terms[phase] = Cg·n (0 when the phase has no tap: its outputs are the bias alone).
+    Numba, not numpy: the numpy form cost 0.14 ms a call, a quarter of a small layer."""
+    C, Og, KD, KH, KW = w5.shape
     Cg = C // groups
-    # the tap pairs of each phase, in (kh, kw) order
-    n_pairs = np.zeros(sh * sw, dtype=np.int64)
-    pair_kh = np.zeros((sh * sw, KH * KW), dtype=np.int64)
-    pair_kw = np.zeros((sh * sw, KH * KW), dtype=np.int64)
-    for phase in range(sh * sw):
-        rh, rw = phase // sw, phase % sw
-        for kh in range(KH):
-            for kw in range(KW):
-                if (rh + ph - kh * dh) % sh == 0 and (rw + pw - kw * dw) % sw == 0:
-                    pair_kh[phase, n_pairs[phase]], pair_kw[phase, n_pairs[phase]] = kh, kw
-                    n_pairs[phase] += 1
-    K = max(1, Cg * n_pairs.max())
-    offs = np.zeros((sh * sw, K), dtype=np.int64)
-    for phase in range(sh * sw):
-        rh, rw, n = phase // sw, phase % sw, n_pairs[phase]
+    n_phases = sd * sh * sw
+    # the depth taps of each depth phase, then the tap triples of each phase, in (kd, kh, kw) order
+    n_depth = np.zeros(sd, dtype=np.int64)
+    depth_kd = np.zeros((sd, KD), dtype=np.int64)
+    for rd in range(sd):
+        for kd in range(KD):
+            if (rd + pd - kd * dd) % sd == 0:
+                depth_kd[rd, n_depth[rd]] = kd
+                n_depth[rd] += 1
+    n_taps = np.zeros(n_phases, dtype=np.int64)
+    taps = np.zeros((n_phases, KD * KH * KW, 4), dtype=np.int64)         # (kd, kh, kw, depth slot e)
+    for phase in range(n_phases):
+        rd, rh, rw = phase // (sh * sw), phase // sw % sh, phase % sw
+        for e in range(n_depth[rd]):
+            for kh in range(KH):
+                for kw in range(KW):
+                    if (rh + ph - kh * dh) % sh == 0 and (rw + pw - kw * dw) % sw == 0:
+                        t = n_taps[phase]
+                        taps[phase, t, 0], taps[phase, t, 1], taps[phase, t, 2], taps[phase, t, 3] = \
+                            depth_kd[rd, e], kh, kw, e
+                        n_taps[phase] += 1
+    K = max(1, Cg * n_taps.max())
+    offs = np.zeros((n_phases, K), dtype=np.int64)
+    for phase in range(n_phases):
+        rd, rh, rw, n = phase // (sh * sw), phase // sw % sh, phase % sw, n_taps[phase]
         for t in range(n):
-            bh = (rh + ph - pair_kh[phase, t] * dh) // sh         # exact: the pair belongs to the phase
-            bw = (rw + pw - pair_kw[phase, t] * dw) // sw
+            bh = (rh + ph - taps[phase, t, 1] * dh) // sh         # exact: the tap belongs to the phase
+            bw = (rw + pw - taps[phase, t, 2] * dw) // sw
             for c in range(Cg):
-                offs[phase, c * n + t] = (c * R + bh - row_lo) * Wp + bw - col_lo
+                offs[phase, c * n + t] = ((c * n_depth[rd] + taps[phase, t, 3]) * R + bh - row_lo) * Wp + bw - col_lo
     # the weights (``phase_weight_rows``); the rows past Og, padding for the register block, are zero
-    A = np.empty((sh * sw, groups, round_up(Og, FLAT_MR), K), dtype=w4.dtype)
+    A = np.empty((n_phases, groups, round_up(Og, FLAT_MR), K), dtype=w5.dtype)
     A[:, :, Og:] = 0
-    phase_weight_rows(w4, A, n_pairs, pair_kh, pair_kw)
-    return A, offs, Cg * n_pairs
+    phase_weight_rows(w5, A, n_taps, taps)
+    return A, offs, Cg * n_taps, n_depth, depth_kd
 
 
 @numba.njit(parallel=True, cache=True)
-def phase_weight_rows(w4, A, n_pairs, pair_kh, pair_kw):
-    """A[phase, g, o', c·n + t] = w[g·Cg + c, o', pair_kh[phase, t], pair_kw[phase, t]] for o' < Og (n =
-    n_pairs[phase]), zero past Cg·n.  A task per output channel (g, o') reads each w[g·Cg + c, o'] (one small
-    contiguous kernel) once and writes it into every phase's row, each row in order (speed: a loop over o'
-    inside wrote A with a stride of K: 3 ms on the DCGAN layer, a third of the call; this: 0.3 ms).  The
-    loop body stays small: a large prange body costs seconds of first-call compilation."""
-    groups, Og, Cg = A.shape[1], w4.shape[1], w4.shape[0] // A.shape[1]
+def phase_weight_rows(w5, A, n_taps, taps):
+    """A[phase, g, o', c·n + t] = w[g·Cg + c, o', kd, kh, kw] for tap triple t = (kd, kh, kw) of the phase
+    (n = n_taps[phase]) and o' < Og, zero past Cg·n.  A task per output channel (g, o') reads each
+    w[g·Cg + c, o'] (one small contiguous kernel) once and writes it into every phase's row, each row in
+    order (speed: a loop over o' inside wrote A with a stride of K: 3 ms on the DCGAN layer, a third of
+    the call; this: 0.3 ms).  The loop body stays small: a large prange body costs seconds of first-call
+    compilation."""
+    groups, Og, Cg = A.shape[1], w5.shape[1], w5.shape[0] // A.shape[1]
     for task in prange(groups * Og):
         o, g = task % Og, task // Og
         for phase in range(A.shape[0]):
-            A[phase, g, o, Cg * n_pairs[phase]:] = 0
+            A[phase, g, o, Cg * n_taps[phase]:] = 0
         for c in range(Cg):
-            kernel = w4[g * Cg + c, o]
+            kernel = w5[g * Cg + c, o]
             for phase in range(A.shape[0]):
-                n = n_pairs[phase]
+                n = n_taps[phase]
                 for t in range(n):
-                    A[phase, g, o, c * n + t] = kernel[pair_kh[phase, t], pair_kw[phase, t]]
+                    A[phase, g, o, c * n + t] = kernel[taps[phase, t, 0], taps[phase, t, 1], taps[phase, t, 2]]
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_transpose_flat(x, A, offs, n_terms, bias, y, sh, sw, band, R, Wp, row_lo, col_lo):
-    """x (B, C, H, W), y (B, O, OH, OW); A, offs, n_terms from ``flat_phases``.  A task owns the phase
-    rows jh0 … jh0 + band − 1 of one (b, g): it copies their input rows once (zero-padded, col_lo ≤ 0),
-    then runs every phase over that one band with its own offsets and weights."""
-    B, C, H, W = x.shape
+def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh, sw, pd, dd, band, R, Wp,
+                        row_lo, col_lo):
+    """x (B, C, D, H, W), y (B, O, OD, OH, OW); A, offs, n_terms, n_depth, depth_kd from ``flat_phases``.
+    A task owns the phase rows jh0 … jh0 + band − 1 of one output plane od of one (b, g): it copies the
+    rows of the input slabs that plane reads once (zero-padded, col_lo ≤ 0), then runs every (h, w)
+    phase over that one band with its own offsets and weights."""
+    B, C, D, H, W = x.shape
     G = A.shape[1]
-    _, O, OH, OW = y.shape
+    _, O, OD, OH, OW = y.shape
     Cg, Og = C // G, O // G
     n_bands = ((OH + sh - 1) // sh + band - 1) // band       # phase 0 has the most rows
+    x_planes = x.reshape(B, C * D, H, W)                      # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
-    for task in prange(B * G * n_bands):
+    for task in prange(B * G * OD * n_bands):
         jh0 = task % n_bands * band
-        g = task // n_bands % G
-        b = task // (n_bands * G)
-        S = padded_band(x, b, np.arange(g * Cg, (g + 1) * Cg), jh0 + row_lo, R, -col_lo, Wp)
+        od = task // n_bands % OD
+        g = task // (n_bands * OD) % G
+        b = task // (n_bands * OD * G)
+        rd, jd = od % sd, od // sd
+        # the input slabs plane od reads: channel c at depth jd + bd for the e-th depth tap of phase rd
+        nd = n_depth[rd]
+        planes = np.empty(Cg * nd, dtype=np.int64)
+        for c in range(Cg):
+            for e in range(nd):
+                i_d = jd + (rd + pd - depth_kd[rd, e] * dd) // sd
+                planes[c * nd + e] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
+        S = padded_band(x_planes, b, planes, jh0 + row_lo, R, -col_lo, Wp)
         bias_g = bias[g * Og:(g + 1) * Og]
-        for phase in range(sh * sw):
-            rh, rw = phase // sw, phase % sw
+        for hw_phase in range(sh * sw):
+            rh, rw = hw_phase // sw, hw_phase % sw
+            phase = rd * sh * sw + hw_phase
             n_rows = min(band, (OH - rh + sh - 1) // sh - jh0)    # rows and columns of this phase
             n_cols = (OW - rw + sw - 1) // sw
             if n_rows <= 0 or n_cols <= 0:
                 continue
             K = n_terms[phase]
-            # y[b, g·Og + o', rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
-            base = ((b * O + g * Og) * OH + rh + jh0 * sh) * OW + rw
+            # y[b, g·Og + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
+            base = (((b * O + g * Og) * OD + od) * OH + rh + jh0 * sh) * OW + rw
             if K == 0:
                 for o in range(Og):
                     for r in range(n_rows):
-                        row = base + o * OH * OW + r * sh * OW
+                        row = base + o * OD * OH * OW + r * sh * OW
                         yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
             else:
                 flat_band(S, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols, yf, base,
-                          OH * OW, sh * OW, sw, Og)
+                          OD * OH * OW, sh * OW, sw, Og)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -360,7 +391,7 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     """y = conv_transpose{nd}d(x, w, bias); output_padding is already in ``out_size`` (from the plan).
 
     version: "direct" (v1), "phases" (v2), "blocks" (v3: kernel = stride, no padding, dilation 1),
-    "flat" (v4, 1-d and 2-d) or "auto" (v4 for 1-d and 2-d; for 3-d, v3 when it applies, else v2).
+    "flat" (v4) or "auto" (v4).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
@@ -372,7 +403,7 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
     blocks = kernel == strides and geometry[3:] == (0, 0, 0, 1, 1, 1) and y5.shape[2:] == tuple(
         i * k for i, k in zip(x5.shape[2:], kernel))          # disjoint blocks tiling the whole output
     if version == "auto":
-        version = "flat" if nd < 3 else "blocks" if blocks else "phases"
+        version = "flat"
     if version == "direct":
         conv_transpose_direct(x5, w5, bias, y5, *geometry)
     elif version == "blocks":
@@ -385,10 +416,8 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
         band = min(band_height(B * groups * D, H), max(1, BLOCKS_PIX // W))
         conv_transpose_blocks(x5.reshape(B, groups, Cg, -1), A, bias, y5, D, H, W, band)
     elif version == "flat":
-        if nd == 3:
-            raise NotApplicable("version='flat' is for conv_transpose1d and conv_transpose2d")
         sd, sh, sw, pd, ph, pw, dd, dh, dw = geometry
-        (C, H, W), (OH, OW), (KH, KW) = x5.shape[1:2] + x5.shape[3:], y5.shape[3:], w5.shape[3:]
+        (H, W), (OH, OW), (KH, KW) = x5.shape[3:], y5.shape[3:], w5.shape[3:]
         # the band: input rows jh + bh and columns jw + bw over all phases' taps, bh from
         # (ph − (KH − 1)·dh)//sh to (sh − 1 + ph)//sh (likewise bw); column 0 never past the image's first
         row_lo, row_hi = (ph - (KH - 1) * dh) // sh, (sh - 1 + ph) // sh
@@ -401,9 +430,9 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
         n_bands = -(-n_jh * Wp // FLAT_BAND_PIX)
         band = -(-n_jh // n_bands)
         R = band + row_hi - row_lo
-        A, offs, n_terms = flat_phases(w5[:, :, 0], groups, sh, sw, ph, pw, dh, dw, R, Wp, row_lo, col_lo)
-        conv_transpose_flat(x5.reshape(B, C, H, W), A, offs, n_terms, bias, y5.reshape(B, O, OH, OW), sh, sw,
-                            band, R, Wp, row_lo, col_lo)
+        A, offs, n_terms, n_depth, depth_kd = flat_phases(w5, groups, *geometry, R, Wp, row_lo, col_lo)
+        conv_transpose_flat(x5, A, offs, n_terms, n_depth, depth_kd, bias, y5, sd, sh, sw, pd, dd, band, R,
+                            Wp, row_lo, col_lo)
     elif version == "phases":
         taps = [phase_taps(k, s, p, d) for k, s, p, d in zip(w5.shape[2:], *np.reshape(geometry, (3, 3)))]
         A = phase_weights(w5, groups, *taps)
