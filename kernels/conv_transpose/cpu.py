@@ -298,7 +298,9 @@ def flat_phases(w5, groups, sd, sh, sw, pd, ph, pw, dd, dh, dw, R, Wp, row_lo, c
                         taps[phase, t, 0], taps[phase, t, 1], taps[phase, t, 2], taps[phase, t, 3] = \
                             depth_kd[rd, e], kh, kw, e
                         n_taps[phase] += 1
-    K = max(1, Cg * n_taps.max())
+    K = 1
+    for phase in range(n_phases):
+        K = max(K, Cg * n_taps[phase])
     offs = np.zeros((n_phases, K), dtype=np.int64)
     for phase in range(n_phases):
         rd, rh, rw, n = phase // (sh * sw), phase // sw % sh, phase % sw, n_taps[phase]
@@ -345,7 +347,6 @@ def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh,
     B, C, D, H, W = x.shape
     G = A.shape[1]
     _, O, OD, OH, OW = y.shape
-    Cg, Og = C // G, O // G
     n_bands = ((OH + sh - 1) // sh + band - 1) // band       # phase 0 has the most rows
     x_planes = x.reshape(B, C * D, H, W)                      # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
@@ -354,34 +355,45 @@ def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh,
         od = task // n_bands % OD
         g = task // (n_bands * OD) % G
         b = task // (n_bands * OD * G)
-        rd, jd = od % sd, od // sd
-        # the input slabs plane od reads: channel c at depth jd + bd for the e-th depth tap of phase rd
-        nd = n_depth[rd]
-        planes = np.empty(Cg * nd, dtype=np.int64)
-        for c in range(Cg):
-            for e in range(nd):
-                i_d = jd + (rd + pd - depth_kd[rd, e] * dd) // sd
-                planes[c * nd + e] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
-        S = padded_band(x_planes, b, planes, jh0 + row_lo, R, -col_lo, Wp)
-        bias_g = bias[g * Og:(g + 1) * Og]
-        for hw_phase in range(sh * sw):
-            rh, rw = hw_phase // sw, hw_phase % sw
-            phase = rd * sh * sw + hw_phase
-            n_rows = min(band, (OH - rh + sh - 1) // sh - jh0)    # rows and columns of this phase
-            n_cols = (OW - rw + sw - 1) // sw
-            if n_rows <= 0 or n_cols <= 0:
-                continue
-            K = n_terms[phase]
-            # y[b, g·Og + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
-            base = (((b * O + g * Og) * OD + od) * OH + rh + jh0 * sh) * OW + rw
-            if K == 0:
-                for o in range(Og):
-                    for r in range(n_rows):
-                        row = base + o * OD * OH * OW + r * sh * OW
-                        yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
-            else:
-                flat_band(S, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols, yf, base,
-                          OD * OH * OW, sh * OW, sw, Og)
+        transposed_band(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
+                        sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def transposed_band(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
+                    sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo):
+    """One v4 task: phase rows jh0 … jh0 + band − 1 of output plane od, image b, group g (a function of
+    its own, outside the prange body: a large parallel body costs seconds of first-call compilation)."""
+    G, O = A.shape[1], bias.size
+    Cg, Og = x_planes.shape[1] // D // G, O // G
+    rd, jd = od % sd, od // sd
+    # the input slabs plane od reads: channel c at depth jd + bd for the e-th depth tap of phase rd
+    nd = n_depth[rd]
+    planes = np.empty(Cg * nd, dtype=np.int64)
+    for c in range(Cg):
+        for e in range(nd):
+            i_d = jd + (rd + pd - depth_kd[rd, e] * dd) // sd
+            planes[c * nd + e] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
+    S = padded_band(x_planes, b, planes, jh0 + row_lo, R, -col_lo, Wp)
+    bias_g = bias[g * Og:(g + 1) * Og]
+    for hw_phase in range(sh * sw):
+        rh, rw = hw_phase // sw, hw_phase % sw
+        phase = rd * sh * sw + hw_phase
+        n_rows = min(band, (OH - rh + sh - 1) // sh - jh0)    # rows and columns of this phase
+        n_cols = (OW - rw + sw - 1) // sw
+        if n_rows <= 0 or n_cols <= 0:
+            continue
+        K = n_terms[phase]
+        # y[b, g·Og + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
+        base = (((b * O + g * Og) * OD + od) * OH + rh + jh0 * sh) * OW + rw
+        if K == 0:
+            for o in range(Og):
+                for r in range(n_rows):
+                    row = base + o * OD * OH * OW + r * sh * OW
+                    yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
+        else:
+            flat_band(S, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols, yf, base,
+                      OD * OH * OW, sh * OW, sw, Og)
 
 
 # ----------------------------------------------------------------------------------------------------
