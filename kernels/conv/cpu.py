@@ -512,6 +512,12 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
                 n += run
 
 
+@numba.njit(cache=True)
+def band_task(task, G, OD, n_bands, band):
+    """(b, g, od, first row) of task number ``task`` of a v6-style kernel, tasks ordered (b, g, od, band)."""
+    return task // (n_bands * OD * G), task // (n_bands * OD) % G, task // n_bands % OD, task % n_bands * band
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
     """v6: x (B, C, D, H, W), y (B, O, OD, OH, OW) (D = OD = KD = 1 for conv1d and conv2d);
@@ -543,10 +549,7 @@ def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
     x_planes = x.reshape(B, C * D, H, W)        # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
     for task in prange(B * G * OD * n_bands):
-        oh0 = task % n_bands * band
-        od = task // n_bands % OD
-        g = task // (n_bands * OD) % G
-        b = task // (n_bands * OD * G)
+        b, g, od, oh0 = band_task(task, G, OD, n_bands, band)
         bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
         # 1. the band's input rows (phase rows oh0 + qh_min …) of the planes output plane od reads,
         #    zero-padded (a depth slab outside x is a zero plane)

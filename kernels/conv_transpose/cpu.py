@@ -76,7 +76,7 @@ from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
 from .._cpu_rows import band_height
 from .._index import as_3d, pad3, transposed_source, valid_outputs
-from ..conv.cpu import FLAT_BAND_PIX, FLAT_MR, flat_band, padded_band, to_channels_last
+from ..conv.cpu import FLAT_BAND_PIX, FLAT_MR, band_task, flat_band, padded_band, to_channels_last
 
 source_jit = numba.njit(transposed_source)
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -351,10 +351,7 @@ def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh,
     x_planes = x.reshape(B, C * D, H, W)                      # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
     for task in prange(B * G * OD * n_bands):
-        jh0 = task % n_bands * band
-        od = task // n_bands % OD
-        g = task // (n_bands * OD) % G
-        b = task // (n_bands * OD * G)
+        b, g, od, jh0 = band_task(task, G, OD, n_bands, band)
         transposed_band(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
                         sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo)
 
