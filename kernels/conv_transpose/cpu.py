@@ -325,16 +325,18 @@ def phase_weight_rows(w5, A, n_taps, taps):
     the call; this: 0.3 ms).  The loop body stays small: a large prange body costs seconds of first-call
     compilation."""
     groups, Og, Cg = A.shape[1], w5.shape[1], w5.shape[0] // A.shape[1]
+    KH, KW = w5.shape[3], w5.shape[4]
+    where = (taps[:, :, 0] * KH + taps[:, :, 1]) * KW + taps[:, :, 2]      # each tap's place in a kernel
     for task in prange(groups * Og):
         o, g = task % Og, task // Og
         for phase in range(A.shape[0]):
             A[phase, g, o, Cg * n_taps[phase]:] = 0
         for c in range(Cg):
-            kernel = w5[g * Cg + c, o]
+            kernel = w5[g * Cg + c, o].reshape(-1)
             for phase in range(A.shape[0]):
-                n = n_taps[phase]
+                n, row, at = n_taps[phase], A[phase, g, o], where[phase]
                 for t in range(n):
-                    A[phase, g, o, c * n + t] = kernel[taps[phase, t, 0], taps[phase, t, 1], taps[phase, t, 2]]
+                    row[c * n + t] = kernel[at[t]]
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
