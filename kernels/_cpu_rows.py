@@ -1,8 +1,10 @@
-"""Row-band helpers the factorized CPU kernels share: padded input rows, blocked transposes, the
-channels-last im2col patch of a band of output rows, and the tile product.
+"""Row-band helpers the CPU kernels share: padded input rows (and the phase planes of a strided band),
+blocked transposes, the channels-last im2col patch of a band of output rows, and the tile product.
 
 Math
     fill_padded_rows:    xp[i, pad_w + j] = x_c[row0 + i, j], zero elsewhere in xp: a band's input rows.
+    fill_phase_planes:   xp[ah, aw, i, t] = x_c[(row0 + i)·sh + ah, (t − pad_w)·sw + aw] (zero outside x_c):
+                         the same for a stride (sh, sw), one plane per phase.
     transpose_into:      P[n, k] = PT[k, n].
     channels_last_patch: P[r·N + n, (u·KW + v)·C + c] = x_b[c, row0 + r + u, n − pad_w + v]
                          (zero outside x_b), for r < R rows and n < N columns of a stride-1 filter.
@@ -22,8 +24,8 @@ Versions
     the transposition happens once per input row (C·W values), and the KW·C values of a kernel row
     are then one contiguous slice per pixel.
 Caveats
-    Stride 1 and dilation 1 only (the factorized kinds that use them have none). P's padding rows are
-    zero, so ``tile_matmul``'s 4×3 blocks need no remainder code.
+    channels_last_patch: stride 1 and dilation 1 only (the factorized kinds that use it have none).
+    P's padding rows are zero, so ``tile_matmul``'s 4×3 blocks need no remainder code.
 """
 import numba
 import numpy as np

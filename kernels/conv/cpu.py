@@ -93,7 +93,8 @@ Versions
                          7 of the 8 register rows would be padding; v3 ran 2× faster).
     ``conv`` picks v4 for pointwise layers of at least POINTWISE_MIN_PIX pixels per image; v6 from
     FLAT_MIN_TERMS terms per output (Cg·KD·KH·KW), except 1×1 layers at a stride (v2 ran up to 1.5×
-    faster on those: v6 would copy all sh·sw phase planes to use one); v3 below PLANES_MAX_TERMS terms; v2 for the remaining conv3d and 1×1 layers; else v5.
+    faster on those: v6 would copy all sh·sw phase planes to use one); v3 below PLANES_MAX_TERMS
+    terms; v2 for the remaining conv3d and 1×1 layers; else v5.
     Also tried: one axpy-form product per tap over zero-padded "wide" rows (no patch at all, as v3 with
     v4's product): as fast as v2 at best, and 1.3–1.5× slower than v5 on the ResNet and dilated layers.
 
@@ -403,7 +404,7 @@ def conv_slab(x, A, bias, y, KH, KW, sh, sw, ph, pw, dh, dw):
 
 
 # ----------------------------------------------------------------------------------------------------
-# v6: stride 1, zero-padded "wide" rows of a band, and an 8 × 48 block of outputs in 24 registers
+# v6: zero-padded "wide" rows of a band (phase planes at a stride), an 8 × 48 block of outputs in 24 registers
 # ----------------------------------------------------------------------------------------------------
 FLAT_N = 3 * LANES      # output positions per register block (3 registers of 16 lanes per output channel)
 FLAT_MR = 8             # output channels per register block: 8 × 3 = 24 accumulator registers
@@ -597,7 +598,8 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
     version: "direct" (v1), "im2col" (v2), "planes" (v3), "pointwise" (v4), "slab"
     (v5, conv1d and conv2d), "flat" (v6) or "auto" (v4 for pointwise layers of POINTWISE_MIN_PIX pixels
     or more; v6 when each output sums at least FLAT_MIN_TERMS terms, but not for 1×1 layers at a stride;
-    v3 when it sums fewer than PLANES_MAX_TERMS — too short a sum for a matrix product to pay; v2 for the other conv3d and 1×1 layers (measured faster there than v5); else v5).
+    v3 when it sums fewer than PLANES_MAX_TERMS — too short a sum for a matrix product to pay; v2 for
+    the other conv3d and 1×1 layers (measured faster there than v5); else v5).
     """
     nd = x.ndim - 2
     x5, w5 = as_3d(x, nd), as_3d(w, nd)
