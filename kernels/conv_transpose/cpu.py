@@ -354,12 +354,12 @@ def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh,
     yf = y.reshape(-1)
     for task in prange(B * G * OD * n_bands):
         b, g, od, jh0 = band_task(task, G, OD, n_bands, band)
-        transposed_band(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
+        phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
                         sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def transposed_band(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
+def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
                     sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo):
     """One v4 task: phase rows jh0 … jh0 + band − 1 of output plane od, image b, group g (a function of
     its own, outside the prange body: a large parallel body costs seconds of first-call compilation)."""

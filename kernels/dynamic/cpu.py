@@ -70,7 +70,7 @@ Versions
     v6 ``flat``     conv2d's v6 (kernels/conv/cpu.py ``conv_flat``) with each sample's A[b]: a band
                     of zero-padded "wide" input rows, and 8 output channels × 48 positions summed in 24
                     vector registers over all Cg·kh·kw taps, no patch at all.  Measured on the ResNet
-                    3×3 layer (one thread, CPU time): ≈ 13 ms vs ≈ 20 ms for v4.
+                    3×3 layer (one thread, CPU time): ≈ 10 ms vs ≈ 19 ms for v4.
     ``auto`` is v5 for pointwise layers of at least POINTWISE_MIN_PIX pixels (conv2d's rule), v3 when it
     applies, v4 for 1×1 layers at a stride, else v6.
 
@@ -78,7 +78,7 @@ Caveats
     Accumulation in the input dtype; a_c and a_f are multiplied into the kernel, so results differ
     from the definition (scale x, convolve, scale y) by rounding only. v1 and v3 loop over the samples
     in Python, one parallel region each.
-    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~85 GFLOP/s, v4 ~115, v6 ~140; torch's
+    Measured (one thread, CPU time, ResNet 3×3 layer, batch 8): v2 ~82 GFLOP/s, v4 ~96, v6 ~183; torch's
     oneDNN convolution ~190 (its JIT micro-kernel keeps a 2-D block of outputs in registers across the
     whole reduction, as v6 does with Lanes registers; v6 still pays its band copy and the dropped
     columns of the wide rows). The batch-folded baseline
