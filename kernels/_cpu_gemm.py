@@ -32,6 +32,9 @@ Caveats
 import numba
 import numpy as np
 
+from . import _numba_cache  # noqa: F401  (every CPU kernel module imports this one first: from here on,
+                            # the kernels' on-disk cache is stamped with the whole package's source)
+
 MR, NR = 4, 3           # the register block: 4 rows of A (output channels) × 3 rows of P (pixels)
 
 # reassoc: lets LLVM reorder the k-sum into SIMD partial sums; contract: fused multiply-add.
