@@ -51,9 +51,9 @@ Versions
                          plane in its phase planes x[ah::sh, aw::sw], as in v6, and every tap is again one
                          flat shift in one of them: MobileNet's strided depthwise layers 8–13× faster
                          than v5 (one thread; the phase-plane copy was most of their time, and is 1.6×
-                         faster since its rows became slices of a flat array: against torch at 2
-                         threads, 144 ch at 56² stride 2 went from 1.3–1.5 to 1.1–1.4, 96 ch at 112²
-                         from 0.36–0.47 to 0.14–0.3).
+                         faster since its rows became slices of a flat array: 2 threads, batch 8,
+                         96 ch at 112² stride 2: 12.2 → 4.8–5.6 ms, ratio to torch 0.47 → 0.14–0.24;
+                         144 ch at 56² stride 2: ratio 1.32 → 1.10–1.21).
     v4 ``conv_pointwise`` 1×1×1 kernels at stride 1 without padding: y[b, g] = bias + A_g·x[b, g] with
                          x[b, g] seen as a (Cg, D·H·W) matrix, rows of pixels straight from NCHW, by
                          ``rows_product`` of kernels/_cpu_gemm.py (4 output rows × 8 input rows per pass
