@@ -1,5 +1,5 @@
 """The shared products the fast CPU kernels use: the dot-form tile (both versions), the biased fresh
-tile, the row (axpy) form, and conv2d's register-blocked band (full and tail blocks)."""
+tile, the row (axpy) form, and conv2d's register-blocked band."""
 import numpy as np
 import pytest
 
@@ -52,8 +52,8 @@ def test_rows_product_matches_numpy_on_a_window_and_leaves_the_rest(O, K, n, dty
                                             (1, 49, 49), (2, 40, 40), (7, 11, 9)])
 @pytest.mark.parametrize("col_step", [1, 2])
 def test_flat_band_matches_numpy_for_every_band_length(n_rows, Wp, OW, col_step, dtype, tol):
-    """Bands of 5 … 89 positions: only tail blocks, full blocks plus one or two tail blocks, full blocks
-    alone; 13 output channels (one and a half register blocks); stores at a column step of 1 and 2; the
+    """Bands of 5 … 89 positions (less than one register block, one and a part, whole blocks); 13 output
+    channels (one and a half register blocks); stores at a column step of 1 and 2; the
     outputs between the written ones (and the dropped wide-row columns) stay untouched."""
     rng = np.random.default_rng(n_rows * Wp * OW * col_step)
     O, K = 13, 11

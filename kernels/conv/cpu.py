@@ -79,10 +79,10 @@ Versions
                          over all Cg·KH·KW taps: per k, 3 vector loads and 8 broadcast weights feed 24
                          fused multiply-adds, with no patch, no horizontal sums and no stores until the end
                          (v2/v5's ``tile_matmul`` ends every 4×3 tile in 12 horizontal sums and loads 7
-                         values per 12 multiply-adds).  A band's last ≤ 32 positions go through
-                         ``flat_tail_block`` (8 × 16) instead of a whole 48-wide block: on a 17×17 map
-                         (289 = 6·48 + 1 positions) that cuts the computed-and-dropped positions from 16%
-                         to 5% (Inception's spatially separable layer ran 7% faster).  Measured, one thread, CPU time, the versions in
+                         values per 12 multiply-adds).  (Tried: an 8 × 16 block for a band's last ≤ 32
+                         positions, so that a 17×17 map, 289 = 6·48 + 1 positions, drops 5% instead of
+                         16%: Inception's spatially separable layer ran 7% faster, but the second
+                         unrolled block added ~3 s to every kind's first-call compilation.)  Measured, one thread, CPU time, the versions in
                          turns: ResNet 3×3 layer 9.3–10.4 ms vs 16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190);
                          3×3 on 7×7 maps, 512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs
                          2.9 ms.  conv3d: output plane od is a 2-d convolution over the Cg·KD input
@@ -455,24 +455,6 @@ def flat_block(S, s0, offs, A, o0, T):
         simd.store(T, i * FLAT_N + 2 * LANES, r2)
 
 
-@numba.njit(fastmath=FASTMATH, cache=True)
-def flat_tail_block(S, s0, offs, A, o0, T):
-    """``flat_block`` for the last few positions of a band: T[i·FLAT_N + n] for i < FLAT_MR, n < LANES
-    only (8 registers).  A band of L positions is FLAT_N-blocks and then, for the last ≤ 2·LANES, one or
-    two of these: at most LANES − 1 positions are computed and dropped instead of FLAT_N − 1.  The waste
-    it removes: 16% of an Inception 17×17 band (289 = 6·48 + 1 positions), 6% of a DCGAN phase."""
-    c0, c1, c2, c3 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    c4, c5, c6, c7 = simd.zeros(S), simd.zeros(S), simd.zeros(S), simd.zeros(S)
-    a0, a1, a2, a3 = A[o0], A[o0 + 1], A[o0 + 2], A[o0 + 3]
-    a4, a5, a6, a7 = A[o0 + 4], A[o0 + 5], A[o0 + 6], A[o0 + 7]
-    for k in range(offs.size):
-        v = simd.load(S, s0 + offs[k])
-        c0, c1, c2, c3 = simd.fma(c0, a0[k], v), simd.fma(c1, a1[k], v), simd.fma(c2, a2[k], v), simd.fma(c3, a3[k], v)
-        c4, c5, c6, c7 = simd.fma(c4, a4[k], v), simd.fma(c5, a5[k], v), simd.fma(c6, a6[k], v), simd.fma(c7, a7[k], v)
-    for i, r in enumerate((c0, c1, c2, c3, c4, c5, c6, c7)):
-        simd.store(T, i * FLAT_N, r)
-
-
 @numba.njit(cache=True)
 def flat_offsets(Cg, KH, KW, R, Wp, dh, dw, sh=1, sw=1, ph=0, pw=0, j0=0):
     """offs[(c·KH + kh)·KW + kw]: where tap (c, kh, kw) of output position 0 sits in a band of
@@ -531,19 +513,13 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
     L = (n_rows - 1) * Wp + OW                  # the last row's columns past OW are not needed
     T = np.empty(FLAT_MR * FLAT_N, dtype=S.dtype)
     for o0 in range(0, n_out, FLAT_MR):
-        p0 = 0
-        while p0 < L:
-            if L - p0 > 2 * LANES:
-                flat_block(S, p0, offs, A, o0, T)
-                width = FLAT_N
-            else:                               # the band's last ≤ 32 positions, 16 at a time
-                flat_tail_block(S, p0, offs, A, o0, T)
-                width = LANES
+        for p0 in range(0, L, FLAT_N):
+            flat_block(S, p0, offs, A, o0, T)
             # the block's positions, one row segment at a time, for its FLAT_MR output channels
             n = 0
-            while n < width and p0 + n < L:
+            while n < FLAT_N and p0 + n < L:
                 r, col = (p0 + n) // Wp, (p0 + n) % Wp
-                run = min(width - n, Wp - col)
+                run = min(FLAT_N - n, Wp - col)
                 if col < OW:
                     m = min(OW, col + run) - col
                     for i in range(min(FLAT_MR, n_out - o0)):
@@ -554,7 +530,6 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
                         else:
                             store_plus(out[start:start + (m - 1) * col_step + 1:col_step], T_part, bias[o0 + i])
                 n += run
-            p0 += width
 
 
 @numba.njit(cache=True)

@@ -45,8 +45,7 @@ Versions
                              M·KH) taps: no patch, no horizontal sums.  Measured (one thread, CPU time,
                              Inception layer): 8.8 ms vs 9.7 for v2; torch's two oneDNN convolutions ≈ 6.5
                              (≈ 205 GFLOP/s, near this core's FMA peak of ≈ 235).  Since then v3 is at
-                             ≈ 6.9 ms: the register block's 8 × 48 shape (from 4 × 64) and its 8 × 16 tail
-                             block (a 17×17 band is 6·48 + 1 positions: 7% faster).
+                             ≈ 7.4 ms (the register block's 8 × 48 shape, from 4 × 64).
     ``spatial_separable`` picks v3.
 
 Caveats
