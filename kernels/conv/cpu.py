@@ -83,7 +83,8 @@ Versions
                          positions, so that a 17×17 map, 289 = 6·48 + 1 positions, drops 5% instead of
                          16%: Inception's spatially separable layer ran 7% faster, but the second
                          unrolled block added ~3 s to every kind's first-call compilation.)  Measured,
-                         one thread, CPU time, the versions in turns: ResNet 3×3 layer 9.3–10.4 ms vs 16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190);
+                         one thread, CPU time, the versions in turns: ResNet 3×3 layer 9.3–10.4 ms vs
+                         16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190);
                          3×3 on 7×7 maps, 512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs
                          2.9 ms.  conv3d: output plane od is a 2-d convolution over the Cg·KD input
                          planes (c, kd) it reads, stacked as channels (w's own (c, kd, kh, kw) order);
