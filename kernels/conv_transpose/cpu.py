@@ -68,6 +68,8 @@ Versions
 Caveats
     Accumulation in the input dtype; v2 sums in another order than v1 (agrees to rounding).
 """
+import functools
+
 import numba
 import numpy as np
 from numba import prange
@@ -260,7 +262,6 @@ def conv_transpose_blocks(x, A, bias, y, D, H, W, band):
 # ----------------------------------------------------------------------------------------------------
 # v4: each output phase is a stride-1 correlation, through conv2d's register block
 # ----------------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
 def flat_phases(w5, groups, sd, sh, sw, pd, ph, pw, dd, dh, dw, R, Wp, row_lo, col_lo):
     """The phases of a transposed convolution as stride-1 correlations over one padded band.
 
@@ -274,71 +275,75 @@ def flat_phases(w5, groups, sd, sh, sw, pd, ph, pw, dd, dh, dw, R, Wp, row_lo, c
     offs[phase, c·n + t] = ((c·nd + e)·R + bh − row_lo)·Wp + bw − col_lo from output position 0, with
     weight A[phase, g, o', c·n + t] = w[g·Cg + c, o', kd, kh, kw] (n = the phase's triples).
     n_terms[phase] = Cg·n (0 when the phase has no tap: its outputs are the bias alone).
-    Numba, not numpy: the numpy form cost 0.14 ms a call, a quarter of a small layer."""
-    C, Og, KD, KH, KW = w5.shape
+    The tables (``phase_tables``) depend on the geometry alone; the weights are copied by Numba
+    (``phase_weight_rows``)."""
+    C, Og = w5.shape[:2]
     Cg = C // groups
-    n_phases = sd * sh * sw
-    # the depth taps of each depth phase, then the tap triples of each phase, in (kd, kh, kw) order
-    n_depth = np.zeros(sd, dtype=np.int64)
-    depth_kd = np.zeros((sd, KD), dtype=np.int64)
-    for rd in range(sd):
-        for kd in range(KD):
-            if (rd + pd - kd * dd) % sd == 0:
-                depth_kd[rd, n_depth[rd]] = kd
-                n_depth[rd] += 1
-    n_taps = np.zeros(n_phases, dtype=np.int64)
-    taps = np.zeros((n_phases, KD * KH * KW, 4), dtype=np.int64)         # (kd, kh, kw, depth slot e)
-    for phase in range(n_phases):
-        rd, rh, rw = phase // (sh * sw), phase // sw % sh, phase % sw
-        for e in range(n_depth[rd]):
-            for kh in range(KH):
-                for kw in range(KW):
-                    if (rh + ph - kh * dh) % sh == 0 and (rw + pw - kw * dw) % sw == 0:
-                        t = n_taps[phase]
-                        taps[phase, t, 0], taps[phase, t, 1], taps[phase, t, 2], taps[phase, t, 3] = \
-                            depth_kd[rd, e], kh, kw, e
-                        n_taps[phase] += 1
-    K = 1
-    for phase in range(n_phases):
-        K = max(K, Cg * n_taps[phase])
-    offs = np.zeros((n_phases, K), dtype=np.int64)
-    for phase in range(n_phases):
-        rd, rh, rw, n = phase // (sh * sw), phase // sw % sh, phase % sw, n_taps[phase]
-        for t in range(n):
-            bh = (rh + ph - taps[phase, t, 1] * dh) // sh         # exact: the tap belongs to the phase
-            bw = (rw + pw - taps[phase, t, 2] * dw) // sw
-            for c in range(Cg):
-                offs[phase, c * n + t] = ((c * n_depth[rd] + taps[phase, t, 3]) * R + bh - row_lo) * Wp + bw - col_lo
-    # the weights (``phase_weight_rows``); the rows past Og, padding for the register block, are zero
-    A = np.empty((n_phases, groups, round_up(Og, FLAT_MR), K), dtype=w5.dtype)
+    offs, where, n_taps, n_depth, depth_kd = phase_tables(Cg, *w5.shape[2:], sd, sh, sw, pd, ph, pw, dd, dh, dw,
+                                                          R, Wp, row_lo, col_lo)
+    # the weights; the rows past Og, padding for the register block, are zero
+    A = np.empty((offs.shape[0], groups, round_up(Og, FLAT_MR), offs.shape[1]), dtype=w5.dtype)
     A[:, :, Og:] = 0
-    phase_weight_rows(w5, A, n_taps, taps)
+    phase_weight_rows(w5, A, n_taps, where)
     return A, offs, Cg * n_taps, n_depth, depth_kd
 
 
-@numba.njit(parallel=True, cache=True)
-def phase_weight_rows(w5, A, n_taps, taps):
-    """A[phase, g, o', c·n + t] = w[g·Cg + c, o', kd, kh, kw] for tap triple t = (kd, kh, kw) of the phase
-    (n = n_taps[phase]) and o' < Og, zero past Cg·n.  A task per output channel (g, o') writes each of its
-    phase rows in order, reading the taps of every w[g·Cg + c, o'] (one small contiguous kernel, in L1
-    after the first phase).  Speed, DCGAN layer (2 MB of A): a loop over o' inside wrote A with a stride
-    of K: 3 ms; a loop over the phases inside the channel loop, a row view made per (c, phase): 0.75 ms;
-    this: 0.32 ms.  The loop body stays small: a large prange body costs seconds of first-call
-    compilation."""
+@functools.lru_cache(maxsize=64)
+def phase_tables(Cg, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw, R, Wp, row_lo, col_lo):
+    """offs, where, n_taps, n_depth and depth_kd of ``flat_phases`` (where[phase, t] = (kd·KH + kh)·KW + kw,
+    the t-th tap triple's place in a kernel).  Built in Python, once per geometry, and kept read-only:
+    as a Numba function they cost 1.6 s of first-call compilation, in Python 0.1 ms a call (15% of
+    the 1-d upsampler layer)."""
+    depth, rows, cols = phase_taps(KD, sd, pd, dd), phase_taps(KH, sh, ph, dh), phase_taps(KW, sw, pw, dw)
+    n_depth = (depth >= 0).sum(axis=1)
+    depth_kd = np.zeros((sd, KD), dtype=np.int64)
+    depth_kd[:, :depth.shape[1]] = np.maximum(depth, 0)
+    # each phase's tap triples in (kd, kh, kw) order: e is kd's depth slot, (bh, bw) the input row and
+    # column offsets; a triple's term for channel c sits at offset c·nd·R·Wp + (its offset in plane 0)
+    phases = [[(e, kd, kh, kw) for e, kd in enumerate(depth[rd, :n_depth[rd]])
+               for kh in rows[rh] if kh >= 0 for kw in cols[rw] if kw >= 0]
+              for rd in range(sd) for rh in range(sh) for rw in range(sw)]
+    n_taps = np.array([len(triples) for triples in phases], dtype=np.int64)
+    K = max(1, Cg * n_taps.max())
+    offs = np.zeros((len(phases), K), dtype=np.int64)
+    where = np.zeros((len(phases), max(1, n_taps.max())), dtype=np.int64)
+    for phase, triples in enumerate(phases):
+        rd, rh, rw = phase // (sh * sw), phase // sw % sh, phase % sw
+        for t, (e, kd, kh, kw) in enumerate(triples):
+            bh = (rh + ph - kh * dh) // sh                    # exact: the tap belongs to the phase
+            bw = (rw + pw - kw * dw) // sw
+            offs[phase, t] = (e * R + bh - row_lo) * Wp + bw - col_lo
+            where[phase, t] = (kd * KH + kh) * KW + kw
+        n = len(triples)
+        channel = np.arange(Cg)[:, None] * (n_depth[rd] * R * Wp)
+        offs[phase, :Cg * n] = (channel + offs[phase, :n]).reshape(-1)
+    for table in (offs, where, n_taps, n_depth, depth_kd):
+        table.flags.writeable = False
+    return offs, where, n_taps, n_depth, depth_kd
+
+
+@numba.njit(cache=True)
+def phase_weight_rows(w5, A, n_taps, where):
+    """A[phase, g, o', c·n + t] = w[g·Cg + c, o', kd, kh, kw] for the t-th tap triple (kd, kh, kw) of the
+    phase (n = n_taps[phase], where[phase, t] = its place (kd·KH + kh)·KW + kw in a kernel) and o' < Og,
+    zero past Cg·n.  Each phase row is written in order, reading the taps of every w[g·Cg + c, o'] (one
+    small contiguous kernel, in L1 after the first phase).  Speed, DCGAN layer (2 MB of A): a loop over
+    o' inside wrote A with a stride of K: 3 ms; a loop over the phases inside the channel loop, a row
+    view made per (c, phase): 0.75 ms; this: 0.35 ms.  Serial: two threads made it 0.29 ms but added
+    1.5 s to the first call's compilation."""
     groups, Og, Cg = A.shape[1], w5.shape[1], w5.shape[0] // A.shape[1]
-    KH, KW = w5.shape[3], w5.shape[4]
-    KK = w5.shape[2] * KH * KW
-    where = (taps[:, :, 0] * KH + taps[:, :, 1]) * KW + taps[:, :, 2]      # each tap's place in a kernel
+    KK = w5.shape[2] * w5.shape[3] * w5.shape[4]
     w_flat = w5.reshape(-1)
-    for task in prange(groups * Og):
-        o, g = task % Og, task // Og
-        for phase in range(A.shape[0]):
-            n, row, at = n_taps[phase], A[phase, g, o], where[phase]
-            row[Cg * n:] = 0
-            for c in range(Cg):
-                kernel = ((g * Cg + c) * Og + o) * KK            # w[g·Cg + c, o'] starts here
-                for t in range(n):
-                    row[c * n + t] = w_flat[kernel + at[t]]
+    for g in range(groups):
+        for o in range(Og):
+            for phase in range(A.shape[0]):
+                n, row, at = n_taps[phase], A[phase, g, o], where[phase]
+                for k in range(Cg * n, row.size):
+                    row[k] = 0
+                for c in range(Cg):
+                    kernel = ((g * Cg + c) * Og + o) * KK            # w[g·Cg + c, o'] starts here
+                    for t in range(n):
+                        row[c * n + t] = w_flat[kernel + at[t]]
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
