@@ -199,3 +199,36 @@ def test_conv_transpose_flat_version_matches_torch(size, kernel, stride, padding
     got = cpu.conv_transpose(x, w, b, **plan.kernel_params, version="flat")
     tol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("kind, size, kernel, params", [
+    ("conv2d", (7, 7), (3, 3), dict(padding=1, groups=2)),                         # ResNet's 7×7 maps
+    ("conv2d", (9, 11), (3, 2), dict(stride=2, padding=(1, 0), dilation=(1, 2))),  # phase planes
+    ("conv3d", (3, 5, 6), (2, 3, 3), dict(padding=(1, 1, 1))),                     # tasks per output plane
+    ("conv_transpose2d", (5, 6), (4, 4), dict(stride=2, padding=1, groups=2)),     # the DCGAN layer's shape
+    ("conv_transpose2d", (1, 5), (1, 1), dict(stride=(1, 2), output_padding=(0, 1))),  # bias-only phases
+    ("conv_transpose3d", (3, 4, 5), (3, 3, 3), dict(stride=2, padding=1, output_padding=1)),
+])
+def test_flat_versions_with_several_images_a_task(kind, size, kernel, params):
+    """v6 / v4 give a task several small images (``images_per_task``), their register blocks mixing the
+    images' positions.  One thread here: 7 images go 3 + 3 + 1 where an image is one task (one group,
+    one output plane), all 7 in each task where it is several."""
+    import numba
+    from fastconv.kernels.conv import cpu as conv_cpu
+    from fastconv.kernels.conv_transpose import cpu as transpose_cpu
+    rng = np.random.default_rng(sum(size))
+    groups = params.get("groups", 1)
+    transposed = kind.startswith("conv_transpose")
+    x = rng.standard_normal((7, 2 * groups, *size))
+    w = rng.standard_normal((2 * groups, 3, *kernel) if transposed else (3 * groups, 2, *kernel))
+    b = rng.standard_normal(3 * groups)
+    want = getattr(torch.nn.functional, kind)(*map(torch.from_numpy, (x, w, b)), **params).numpy()
+    plan = fastconv.plan(kind, x, w, bias=b, **params)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        version = transpose_cpu.conv_transpose if transposed else conv_cpu.conv
+        got = version(x, w, b, **plan.kernel_params, version="flat")
+    finally:
+        numba.set_num_threads(threads)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastconv.kernels._cpu_gemm import MR, NR, rows_product, tile_matmul, tile_matmul_plain, tile_product
-from fastconv.kernels.conv.cpu import FLAT_MR, FLAT_N, flat_band
+from fastconv.kernels.conv.cpu import FLAT_MR, FLAT_N, flat_bands
 
 
 @pytest.mark.parametrize("dtype, tol", [("float32", 1e-4), ("float64", 1e-12)])
@@ -51,25 +51,31 @@ def test_rows_product_matches_numpy_on_a_window_and_leaves_the_rest(O, K, n, dty
 @pytest.mark.parametrize("n_rows, Wp, OW", [(1, 5, 5), (1, 20, 17), (2, 20, 17), (3, 17, 16), (5, 17, 17),
                                             (1, 49, 49), (2, 40, 40), (7, 11, 9)])
 @pytest.mark.parametrize("col_step", [1, 2])
-def test_flat_band_matches_numpy_for_every_band_length(n_rows, Wp, OW, col_step, dtype, tol):
+@pytest.mark.parametrize("n_img, gap", [(1, 0), (2, 0), (3, 7)])
+def test_flat_bands_match_numpy_for_every_band_length(n_rows, Wp, OW, col_step, n_img, gap, dtype, tol):
     """Bands of 5 … 89 positions (less than one register block, one and a part, whole blocks); 13 output
-    channels (one and a half register blocks); stores at a column step of 1 and 2; the
+    channels (one and a half register blocks); stores at a column step of 1 and 2; one to three bands
+    sharing register blocks, their S parts back to back (gap 0: a band's last vector and the next
+    band's first can be consecutive in S, and must still be stored as two bands) or apart; the
     outputs between the written ones (and the dropped wide-row columns) stay untouched."""
-    rng = np.random.default_rng(n_rows * Wp * OW * col_step)
+    rng = np.random.default_rng(n_rows * Wp * OW * col_step * n_img)
     O, K = 13, 11
     L = (n_rows - 1) * Wp + OW
-    S = rng.standard_normal(L + 3 * Wp + FLAT_N).astype(dtype)
+    S_step = L + gap
+    S = rng.standard_normal(n_img * S_step + 3 * Wp + FLAT_N).astype(dtype)
     offs = rng.integers(0, 3 * Wp, K)
     A = np.zeros((-(-O // FLAT_MR) * FLAT_MR, K), dtype=dtype)
     A[:O] = rng.standard_normal((O, K))
     bias = rng.standard_normal(O).astype(dtype)
     row_step = OW * col_step + 1
     plane = n_rows * row_step + 3
-    out = np.full(O * plane, np.nan, dtype=dtype)
-    flat_band(S, offs, A, bias, n_rows, Wp, OW, out, 0, plane, row_step, col_step, O)
+    out_step = O * plane + 2
+    out = np.full(n_img * out_step, np.nan, dtype=dtype)
+    flat_bands(S, S_step, n_img, offs, A, bias, n_rows, Wp, OW, out, 0, out_step, plane, row_step, col_step, O)
     expected = np.full_like(out, np.nan)
-    for r in range(n_rows):
-        for col in range(OW):
-            p = r * Wp + col
-            expected[np.arange(O) * plane + r * row_step + col * col_step] = bias + A[:O] @ S[p + offs]
+    for i in range(n_img):
+        for r in range(n_rows):
+            for col in range(OW):
+                p = i * S_step + r * Wp + col
+                expected[i * out_step + np.arange(O) * plane + r * row_step + col * col_step] = bias + A[:O] @ S[p + offs]
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * K)

@@ -24,7 +24,7 @@ Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, ow-chunk).
     v3: one task per (b, g, od).   v4: one task per (b, g, pixel chunk).   v5: one task per (b, g, block
     of SLAB_ROWS output rows, chunk of SLAB_W columns).   v6: one task per (b, g, od, band of output rows
-    of about FLAT_BAND_PIX positions).
+    of about FLAT_BAND_PIX positions), or per (group of images, g, od) where a band is a whole small image.
     Tasks write disjoint parts of y: no two threads write one element.
 
 Versions
@@ -79,10 +79,17 @@ Versions
                          over all Cg·KH·KW taps: per k, 3 vector loads and 8 broadcast weights feed 24
                          fused multiply-adds, with no patch, no horizontal sums and no stores until the end
                          (v2/v5's ``tile_matmul`` ends every 4×3 tile in 12 horizontal sums and loads 7
-                         values per 12 multiply-adds).  (Tried: an 8 × 16 block for a band's last ≤ 32
-                         positions, so that a 17×17 map, 289 = 6·48 + 1 positions, drops 5% instead of
-                         16%: Inception's spatially separable layer ran 7% faster, but the second
-                         unrolled block added ~3 s to every kind's first-call compilation.)  Measured,
+                         values per 12 multiply-adds).  The 3 vectors of 16 positions need not be
+                         consecutive (``flat_bands``): a vector that would start on a dropped column
+                         starts at the next row instead, and where a whole image is one small band a
+                         task takes several images (``images_per_task``), their vectors sharing blocks,
+                         so a 7×7 map (4 vectors) no longer leaves 2 of its 6 block vectors empty.
+                         One thread: 512 ch on 7×7 18.8 → 13.7 ms, 256 on 14×14 11.7 → 10.4, 128 on 28×28
+                         10.2 → 9.4, DCGAN transposed layer 14.3 → 12.2.  (Tried: an 8 × 16 block for
+                         a band's last ≤ 32 positions, so that a 17×17 map, 289 = 6·48 + 1 positions,
+                         drops 5% instead of 16%: Inception's spatially separable layer ran 7% faster,
+                         but the second unrolled block added ~3 s to every kind's first-call
+                         compilation.)  Measured,
                          one thread, CPU time, the versions in turns: ResNet 3×3 layer 9.3–10.4 ms vs
                          16–20 for v5 (≈ 190 GFLOP/s; oneDNN ≈ 190);
                          3×3 on 7×7 maps, 512 channels, 14.9 vs 29.4 for v2; the text-CNN conv1d 1.6 vs
@@ -419,8 +426,9 @@ FLAT_BAND_PIX = 1024    # about this many output positions per v6 task (a band o
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def flat_block(S, s0, offs, A, o0, T):
-    """T[i·FLAT_N + n] = Σ_k A[o0 + i, k]·S[s0 + offs[k] + n] for i < FLAT_MR = 8 and n < FLAT_N = 48.
+def flat_block(S, s0, s1, s2, offs, A, o0, T):
+    """T[i·FLAT_N + j·LANES + n] = Σ_k A[o0 + i, k]·S[s_j + offs[k] + n] for i < FLAT_MR = 8, the three
+    vectors j < 3 of positions (starting at s0, s1, s2: consecutive, or not) and n < LANES = 16.
 
     The 8 × 48 sums live in 24 ``Lanes`` registers (of AVX-512's 32) for the whole k loop: each step
     loads 3 vectors of S and 8 weights (broadcast) for 24 fused multiply-adds, and nothing is stored
@@ -439,8 +447,8 @@ def flat_block(S, s0, offs, A, o0, T):
     a0, a1, a2, a3 = A[o0], A[o0 + 1], A[o0 + 2], A[o0 + 3]
     a4, a5, a6, a7 = A[o0 + 4], A[o0 + 5], A[o0 + 6], A[o0 + 7]
     for k in range(offs.size):
-        s = s0 + offs[k]
-        v0, v1, v2 = simd.load(S, s), simd.load(S, s + LANES), simd.load(S, s + 2 * LANES)
+        d = offs[k]
+        v0, v1, v2 = simd.load(S, s0 + d), simd.load(S, s1 + d), simd.load(S, s2 + d)
         c00, c01, c02 = simd.fma(c00, a0[k], v0), simd.fma(c01, a0[k], v1), simd.fma(c02, a0[k], v2)
         c10, c11, c12 = simd.fma(c10, a1[k], v0), simd.fma(c11, a1[k], v1), simd.fma(c12, a1[k], v2)
         c20, c21, c22 = simd.fma(c20, a2[k], v0), simd.fma(c21, a2[k], v1), simd.fma(c22, a2[k], v2)
@@ -478,21 +486,24 @@ def flat_offsets(Cg, KH, KW, R, Wp, dh, dw, sh=1, sw=1, ph=0, pw=0, j0=0):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def padded_band(x, b, planes, ih0, R, pw, Wp, sh=1, sw=1):
-    """Stride 1: S[(i·R + r)·Wp + pw + iw] = x[b, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero
+def padded_band(x, b0, n_img, planes, ih0, R, pw, Wp, sh=1, sw=1):
+    """The same band of images b0 … b0 + n_img − 1, one after the other (image i from i·planes.size·sh·sw·R·Wp):
+    stride 1: S[(i·R + r)·Wp + pw + iw] = x[b, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero
     elsewhere (the padding, and all of plane i where planes[i] < 0: a depth slab outside a 3-d input).
     Needs pw + W ≤ Wp.  Stride s: each plane split in its sh·sw phase planes x[ah::sh, aw::sw]:
     S[((i·sh + ah)·sw + aw)·R + r)·Wp + t] = x[b, planes[i], (ih0 + r)·sh + ah, (t − pw)·sw + aw].
     A tail of FLAT_N + Wp zeros keeps a last block's reads past the band inside S."""
     n = planes.size * sh * sw
-    S = np.empty(n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
-    S[n * R * Wp:] = 0
-    for i in range(planes.size):
-        phases = S[i * sh * sw * R * Wp:(i + 1) * sh * sw * R * Wp].reshape(sh, sw, R, Wp)
-        if planes[i] < 0:
-            phases[:] = 0
-        else:
-            fill_phase_planes(x[b, planes[i]], phases, ih0, pw)
+    S = np.empty(n_img * n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
+    S[n_img * n * R * Wp:] = 0
+    for b in range(b0, b0 + n_img):
+        image = S[(b - b0) * n * R * Wp:(b - b0 + 1) * n * R * Wp]
+        for i in range(planes.size):
+            phases = image[i * sh * sw * R * Wp:(i + 1) * sh * sw * R * Wp].reshape(sh, sw, R, Wp)
+            if planes[i] < 0:
+                phases[:] = 0
+            else:
+                fill_phase_planes(x[b, planes[i]], phases, ih0, pw)
     return S
 
 
@@ -506,41 +517,94 @@ def store_plus(dst, src, value):
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, col_step, n_out):
-    """out[out_base + o·plane + r·row_step + col·col_step] = bias[o] + Σ_k A[o, k]·S[r·Wp + col + offs[k]]
-    for o < n_out, r < n_rows, col < OW: the positions p = r·Wp + col of the wide rows, FLAT_N at a time,
-    FLAT_MR output channels at a time (A has n_out rows rounded up to FLAT_MR); columns col ≥ OW are dropped.
+    """``flat_bands`` for one band."""
+    flat_bands(S, 0, 1, offs, A, bias, n_rows, Wp, OW, out, out_base, 0, plane, row_step, col_step, n_out)
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def flat_bands(S, S_step, n_img, offs, A, bias, n_rows, Wp, OW, out, out_base, out_step, plane, row_step,
+               col_step, n_out):
+    """out[out_base + i·out_step + o·plane + r·row_step + col·col_step] = bias[o] + Σ_k A[o, k]·S[i·S_step + r·Wp + col + offs[k]]
+    for bands i < n_img, o < n_out, r < n_rows, col < OW: the positions p = r·Wp + col of the wide rows,
+    FLAT_MR output channels at a time (A has n_out rows rounded up to FLAT_MR), 3 vectors of LANES
+    positions at a time; columns col ≥ OW are computed and dropped.
     A plain convolution writes whole rows (row_step = OW, col_step = 1); a phase of a transposed one
-    writes every s-th row and column of its output."""
+    writes every s-th row and column of its output.
+    The vectors: each band's from position 0, each LANES after the last, or at the next row's start
+    where that lands on a dropped column (rows of 16 outputs in 17 columns: one vector a row, none
+    dropped), then grouped 3 to a block across bands, so that a small map does not leave its last
+    block part-empty (a 7×7 map is 4 vectors: one band a task ran 2 blocks of 3, two bands run 3)."""
     L = (n_rows - 1) * Wp + OW                  # the last row's columns past OW are not needed
+    starts = np.empty(n_img * ((L + LANES - 1) // LANES + n_rows), dtype=np.int64)   # S index of each
+    band_of = np.empty(starts.size, dtype=np.int64)
+    n_vec = 0
+    for i in range(n_img):
+        p = 0
+        while p < L:
+            starts[n_vec], band_of[n_vec] = i * S_step + p, i
+            n_vec += 1
+            p += LANES
+            if p % Wp >= OW:
+                p += Wp - p % Wp
     T = np.empty(FLAT_MR * FLAT_N, dtype=S.dtype)
     for o0 in range(0, n_out, FLAT_MR):
-        for p0 in range(0, L, FLAT_N):
-            flat_block(S, p0, offs, A, o0, T)
-            # the block's positions, one row segment at a time, for its FLAT_MR output channels
-            n = 0
-            while n < FLAT_N and p0 + n < L:
-                r, col = (p0 + n) // Wp, (p0 + n) % Wp
-                run = min(FLAT_N - n, Wp - col)
-                if col < OW:
-                    m = min(OW, col + run) - col
-                    for i in range(min(FLAT_MR, n_out - o0)):
-                        start = out_base + (o0 + i) * plane + r * row_step + col * col_step
-                        T_part = T[i * FLAT_N + n:i * FLAT_N + n + m]
-                        if col_step == 1:       # speed: a slice without a step is contiguous to Numba
-                            store_plus(out[start:start + m], T_part, bias[o0 + i])
-                        else:
-                            store_plus(out[start:start + (m - 1) * col_step + 1:col_step], T_part, bias[o0 + i])
-                n += run
+        for v in range(0, n_vec, 3):
+            # a last block short of 3 vectors repeats its last one (computed, not stored)
+            flat_block(S, starts[v], starts[min(v + 1, n_vec - 1)], starts[min(v + 2, n_vec - 1)], offs, A, o0, T)
+            # stored as runs of consecutive vectors of one band
+            j = 0
+            while j < min(3, n_vec - v):
+                i, first = band_of[v + j], starts[v + j]
+                k = j + 1
+                while k < min(3, n_vec - v) and band_of[v + k] == i and starts[v + k] == first + (k - j) * LANES:
+                    k += 1
+                store_positions(T, j * LANES, (k - j) * LANES, first - i * S_step, L, Wp, OW, out,
+                                out_base + i * out_step, plane, row_step, col_step, o0, n_out, bias)
+                j = k
+
+
+@numba.njit(fastmath=FASTMATH, cache=True)
+def store_positions(T, t0, n_pos, p0, L, Wp, OW, out, out_base, plane, row_step, col_step, o0, n_out, bias):
+    """``flat_bands``' stores: T[i·FLAT_N + t0 + n] (+ bias) for the n_pos positions p0 + n of its band,
+    one row segment at a time (those before L and in a column < OW), for the block's FLAT_MR channels."""
+    n = 0
+    while n < n_pos and p0 + n < L:
+        r, col = (p0 + n) // Wp, (p0 + n) % Wp
+        run = min(n_pos - n, Wp - col)
+        if col < OW:
+            m = min(OW, col + run) - col
+            for i in range(min(FLAT_MR, n_out - o0)):
+                start = out_base + (o0 + i) * plane + r * row_step + col * col_step
+                T_part = T[i * FLAT_N + t0 + n:i * FLAT_N + t0 + n + m]
+                if col_step == 1:       # speed: a slice without a step is contiguous to Numba
+                    store_plus(out[start:start + m], T_part, bias[o0 + i])
+                else:
+                    store_plus(out[start:start + (m - 1) * col_step + 1:col_step], T_part, bias[o0 + i])
+        n += run
 
 
 @numba.njit(cache=True)
 def band_task(task, G, OD, n_bands, band):
-    """(b, g, od, first row) of task number ``task`` of a v6-style kernel, tasks ordered (b, g, od, band)."""
+    """(image group, g, od, first row) of task number ``task`` of a v6-style kernel, tasks ordered
+    (image group, g, od, band)."""
     return task // (n_bands * OD * G), task // (n_bands * OD) % G, task // n_bands % OD, task % n_bands * band
 
 
+@numba.njit(cache=True)
+def images_per_task(B, other_tasks, n_bands, band_positions, threads):
+    """How many images a v6-style task takes, its band of each one after the other (``flat_bands``):
+    one where an image has several bands; else as many as keep a task's positions under FLAT_BAND_PIX and
+    leave two tasks per thread (other_tasks: the tasks per image; threads: numba.get_num_threads(),
+    passed in: called inside a kernel it would keep the kernel out of the on-disk cache).  Small maps fill their register blocks
+    better so: ResNet's 7×7 layers, the DCGAN layer's 16-wide phase rows."""
+    if n_bands > 1:
+        return 1
+    return min(B, max(1, FLAT_BAND_PIX // band_positions),
+               max(1, B * other_tasks // (2 * threads)))
+
+
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
+def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw, threads):
     """v6: x (B, C, D, H, W), y (B, O, OD, OH, OW) (D = OD = KD = 1 for conv1d and conv2d);
     A (BA, G, Og rounded up to FLAT_MR, K) with taps in (c, kd, kh, kw) order
     (``weight_matrices(..., taps_first=False)``), bias (BA, O), BA = 1 or B.  A 3-d output plane od is
@@ -569,8 +633,11 @@ def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
     offs = flat_offsets(Cg * KD, KH, KW, R, Wp, dh, dw, sh, sw, ph, pw, -P)
     x_planes = x.reshape(B, C * D, H, W)        # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
-    for task in prange(B * G * OD * n_bands):
-        b, g, od, oh0 = band_task(task, G, OD, n_bands, band)
+    # images one task takes (1 where each sample has weights of its own)
+    m = images_per_task(B, G * OD, n_bands, band * Wp, threads) if A.shape[0] == 1 else 1
+    for task in prange((B + m - 1) // m * G * OD * n_bands):
+        group, g, od, oh0 = band_task(task, G, OD, n_bands, band)
+        b, n_img = group * m, min(m, B - group * m)
         bw = b if A.shape[0] > 1 else 0         # whose weights: the sample's, or the shared ones
         # 1. the band's input rows (phase rows oh0 + qh_min …) of the planes output plane od reads,
         #    zero-padded (a depth slab outside x is a zero plane)
@@ -579,10 +646,11 @@ def conv_flat(x, A, bias, y, KD, KH, KW, sd, sh, sw, pd, ph, pw, dd, dh, dw):
             for kd in range(KD):
                 i_d = od * sd - pd + kd * dd
                 planes[c * KD + kd] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
-        S = padded_band(x_planes, b, planes, oh0 + qh_min, R, P, Wp, sh, sw)
+        S = padded_band(x_planes, b, n_img, planes, oh0 + qh_min, R, P, Wp, sh, sw)
         # 2. its output rows for the group's Og channels
-        flat_band(S, offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og], min(band, OH - oh0), Wp, OW, yf,
-                  (((b * O + g * Og) * OD + od) * OH + oh0) * OW, OD * OH * OW, OW, 1, Og)
+        flat_bands(S, Cg * KD * sh * sw * R * Wp, n_img, offs, A[bw, g], bias[bw, g * Og:(g + 1) * Og],
+                   min(band, OH - oh0), Wp, OW, yf, (((b * O + g * Og) * OD + od) * OH + oh0) * OW,
+                   O * OD * OH * OW, OD * OH * OW, OW, 1, Og)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -647,7 +715,7 @@ def conv(x, w, bias=None, *, stride, padding, dilation, groups, out_size, versio
                   *w5.shape[3:], sh, sw, ph, pw, dh, dw)
     elif version == "flat":
         conv_flat(x5, weight_matrices(w5, groups, taps_first=False)[None], bias[None], y5, *w5.shape[2:],
-                  *geometry)
+                  *geometry, numba.get_num_threads())
     elif version == "im2col":
         conv_im2col(to_channels_last(x5), weight_matrices(w5, groups)[None], bias[None], y5, *w5.shape[2:],
                     *geometry)

@@ -22,7 +22,7 @@ Cost
 Parallel
     v1: one task per output row (b, o, od, oh).   v2: one task per tile (b, g, od, oh, phase, chunk).
     v3: one task per (b, g, input depth, band of input rows).   v4: one task per (b, g, output plane od,
-    band of phase rows).
+    band of phase rows), or per (group of images, g, od) where a band is a whole small image.
     Gathering means every task writes only its own outputs: no scatter, no atomics, no races.
 
 Versions
@@ -51,7 +51,7 @@ Versions
                           axpy form of kernels/_cpu_gemm.py) into a small buffer Z, and writes Z into its
                           block positions (stride-s stores).
     v4 ``conv_transpose_flat``  the phases of v2, each computed as a stride-1 correlation
-                          with conv2d's v6 register block (kernels/conv/cpu.py ``flat_band``): output
+                          with conv2d's v6 register block (kernels/conv/cpu.py ``flat_bands``): output
                           (rh + jh·sh, rw + jw·sw) reads input (jh + bh, jw + bw) through each tap pair of
                           its phase, bh = (rh + ph − kh·dh)/sh, so over one zero-padded band of x's rows
                           a phase is a list of offsets and a weight matrix (``flat_phases``), and
@@ -59,8 +59,11 @@ Versions
                           No patch is built (v2 copies every input value once per tap into its patch);
                           every phase reads the same band, and writes every sh-th row and sw-th column.
                           In 3-d, output plane od reads the input slabs of its depth phase's taps, copied
-                          as planes (as conv3d's v6 stacks its slabs as channels).
-                          One thread, DCGAN 4×4 layer: 12–16 ms against v2's 20–24; 1-d upsampler 0.7 vs 1.3;
+                          as planes (as conv3d's v6 stacks its slabs as channels).  Small images go
+                          several to a task, as in conv2d's v6: the DCGAN layer's phases are 16 rows of
+                          16 outputs (17 columns wide), one vector a row, 2 images a task fill 11 blocks
+                          (before: 12, the last vector of each image alone in its block).
+                          One thread, DCGAN 4×4 layer: 12 ms against v2's 20–24; 1-d upsampler 0.7 vs 1.3;
                           3-d decoder 3×3×3/2 (64→32, 8×16²): 7.1 vs 23.5.
     ``conv_transpose`` picks v4 (also where v3 applies: U-Net 2×2 layer 3.1 ms vs 4.1, the 3-d one 3.6 vs
     4.1, one thread).
@@ -78,7 +81,8 @@ from .. import NotApplicable
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, rows_product, tile_product
 from .._cpu_rows import band_height
 from .._index import as_3d, pad3, transposed_source, valid_outputs
-from ..conv.cpu import FLAT_BAND_PIX, FLAT_MR, band_task, flat_band, padded_band, to_channels_last
+from ..conv.cpu import (FLAT_BAND_PIX, FLAT_MR, band_task, flat_bands, images_per_task, padded_band,
+                        to_channels_last)
 
 source_jit = numba.njit(transposed_source)
 valid_outputs_jit = numba.njit(valid_outputs)
@@ -348,7 +352,7 @@ def phase_weight_rows(w5, A, n_taps, where):
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh, sw, pd, dd, band, R, Wp,
-                        row_lo, col_lo):
+                        row_lo, col_lo, threads):
     """x (B, C, D, H, W), y (B, O, OD, OH, OW); A, offs, n_terms, n_depth, depth_kd from ``flat_phases``.
     A task owns the phase rows jh0 … jh0 + band − 1 of one output plane od of one (b, g): it copies the
     rows of the input slabs that plane reads once (zero-padded, col_lo ≤ 0), then runs every (h, w)
@@ -359,17 +363,19 @@ def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh,
     n_bands = ((OH + sh - 1) // sh + band - 1) // band       # phase 0 has the most rows
     x_planes = x.reshape(B, C * D, H, W)                      # plane (c, i_d) is c·D + i_d
     yf = y.reshape(-1)
-    for task in prange(B * G * OD * n_bands):
-        b, g, od, jh0 = band_task(task, G, OD, n_bands, band)
-        phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
-                        sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo)
+    m = images_per_task(B, G * OD, n_bands, band * Wp, threads)
+    for task in prange((B + m - 1) // m * G * OD * n_bands):
+        group, g, od, jh0 = band_task(task, G, OD, n_bands, band)
+        phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, group * m, min(m, B - group * m),
+                        g, od, jh0, D, OD, OH, OW, sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, g, od, jh0, D, OD, OH, OW,
-                    sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo):
-    """One v4 task: phase rows jh0 … jh0 + band − 1 of output plane od, image b, group g (a function of
-    its own, outside the prange body: a large parallel body costs seconds of first-call compilation)."""
+def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b0, n_img, g, od, jh0, D, OD, OH,
+                    OW, sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo):
+    """One v4 task: phase rows jh0 … jh0 + band − 1 of output plane od, images b0 … b0 + n_img − 1, group g
+    (a function of its own, outside the prange body: a large parallel body costs seconds of first-call
+    compilation)."""
     G, O = A.shape[1], bias.size
     Cg, Og = x_planes.shape[1] // D // G, O // G
     rd, jd = od % sd, od // sd
@@ -380,7 +386,7 @@ def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, 
         for e in range(nd):
             i_d = jd + (rd + pd - depth_kd[rd, e] * dd) // sd
             planes[c * nd + e] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
-    S = padded_band(x_planes, b, planes, jh0 + row_lo, R, -col_lo, Wp)
+    S = padded_band(x_planes, b0, n_img, planes, jh0 + row_lo, R, -col_lo, Wp)
     bias_g = bias[g * Og:(g + 1) * Og]
     for hw_phase in range(sh * sw):
         rh, rw = hw_phase // sw, hw_phase % sw
@@ -391,15 +397,16 @@ def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b, 
             continue
         K = n_terms[phase]
         # y[b, g·Og + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
-        base = (((b * O + g * Og) * OD + od) * OH + rh + jh0 * sh) * OW + rw
+        base = (((b0 * O + g * Og) * OD + od) * OH + rh + jh0 * sh) * OW + rw
         if K == 0:
-            for o in range(Og):
-                for r in range(n_rows):
-                    row = base + o * OD * OH * OW + r * sh * OW
-                    yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
+            for b in range(n_img):
+                for o in range(Og):
+                    for r in range(n_rows):
+                        row = base + b * O * OD * OH * OW + o * OD * OH * OW + r * sh * OW
+                        yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
         else:
-            flat_band(S, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols, yf, base,
-                      OD * OH * OW, sh * OW, sw, Og)
+            flat_bands(S, Cg * nd * R * Wp, n_img, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols,
+                       yf, base, O * OD * OH * OW, OD * OH * OW, sh * OW, sw, Og)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -450,7 +457,7 @@ def conv_transpose(x, w, bias=None, *, stride, padding, dilation, groups, out_si
         R = band + row_hi - row_lo
         A, offs, n_terms, n_depth, depth_kd = flat_phases(w5, groups, *geometry, R, Wp, row_lo, col_lo)
         conv_transpose_flat(x5, A, offs, n_terms, n_depth, depth_kd, bias, y5, sd, sh, sw, pd, dd, band, R,
-                            Wp, row_lo, col_lo)
+                            Wp, row_lo, col_lo, numba.get_num_threads())
     elif version == "phases":
         taps = [phase_taps(k, s, p, d) for k, s, p, d in zip(w5.shape[2:], *np.reshape(geometry, (3, 3)))]
         A = phase_weights(w5, groups, *taps)

@@ -64,6 +64,7 @@ from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR, NR, round_up, tile_matmul
 from .._cpu_rows import transpose_into
+from .._simd import LANES
 from ..conv.cpu import FLAT_MR, FLAT_N, flat_block, store_plus, to_channels_last
 from ..deformable.sampling import bilinear_corners, sample_position
 
@@ -263,7 +264,7 @@ def planes_product(PT, offs, Ag, bias_g, T, yf, j0, N, g, Cout, HoWo):
     Og = bias_g.size
     for o0 in range(0, Og, FLAT_MR):
         for p0 in range(0, N, FLAT_N):
-            flat_block(PT, p0, offs, Ag, o0, T)
+            flat_block(PT, p0, p0 + LANES, p0 + 2 * LANES, offs, Ag, o0, T)
             n = p0
             while n < min(N, p0 + FLAT_N):
                 b, hw = (j0 + n) // HoWo, (j0 + n) % HoWo

@@ -205,7 +205,7 @@ def _convolve(x, A, bias, kernel_size, stride, padding, dilation, out_size, vers
     if version == "slab":
         conv_slab(x, A, bias, y.reshape(B, O, *out_size), KH, KW, *geometry)
     elif version == "flat":
-        conv_flat(x5, A, bias, y, 1, KH, KW, 1, *stride, 0, *padding, 1, *dilation)
+        conv_flat(x5, A, bias, y, 1, KH, KW, 1, *stride, 0, *padding, 1, *dilation, numba.get_num_threads())
     elif version == "pointwise":
         conv_pointwise(x.reshape(B, G, x.shape[1] // G, -1), A, bias, y.reshape(B, G, Og, -1))
     elif version == "im2col":

@@ -119,7 +119,7 @@ def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
         #    conv2d's register block (a 1×1 filter: x's rows as they are, offs[c] = c·n_in·W); the rows
         #    outside the image stay zero, as the vertical stage's padding must
         lat_flat = np.zeros(O * rows * W + FLAT_N, dtype=x.dtype)
-        S = padded_band(x, b, np.arange(C), lo, n_in, 0, W)
+        S = padded_band(x, b, 1, np.arange(C), lo, n_in, 0, W)
         flat_band(S, flat_offsets(C, 1, 1, n_in, W, 1, 1), A, no_bias, n_in, W, W, lat_flat, (lo - i0) * W,
                   rows * W, W, 1, O)
         v = np.empty(R * W, dtype=x.dtype)                      # one channel's v rows for the band
