@@ -1,4 +1,7 @@
 """Comparison and casting used by every correctness test."""
+import contextlib
+
+import numba
 import numpy as np
 import torch
 
@@ -77,3 +80,15 @@ def assert_close(kind, case, got, want, dtype):
 def reference(kind, case):
     args, kwargs = cast(case, "float64", "numpy")
     return fastconv.run(kind, *args, backend="torch", **kwargs)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Numba on one thread: kernels that size their tasks by the thread count (``images_per_task``) then
+    give a task several images even at the tests' small batches."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)

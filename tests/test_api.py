@@ -5,6 +5,7 @@ import torch
 
 import fastconv
 from fastconv.nn import MODULES
+from helpers import one_thread
 
 
 @pytest.fixture
@@ -213,7 +214,6 @@ def test_flat_versions_with_several_images_a_task(kind, size, kernel, params):
     """v6 / v4 give a task several small images (``images_per_task``), their register blocks mixing the
     images' positions.  One thread here: 7 images go 3 + 3 + 1 where an image is one task (one group,
     one output plane), all 7 in each task where it is several."""
-    import numba
     from fastconv.kernels.conv import cpu as conv_cpu
     from fastconv.kernels.conv_transpose import cpu as transpose_cpu
     rng = np.random.default_rng(sum(size))
@@ -224,11 +224,7 @@ def test_flat_versions_with_several_images_a_task(kind, size, kernel, params):
     b = rng.standard_normal(3 * groups)
     want = getattr(torch.nn.functional, kind)(*map(torch.from_numpy, (x, w, b)), **params).numpy()
     plan = fastconv.plan(kind, x, w, bias=b, **params)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with one_thread():
         version = transpose_cpu.conv_transpose if transposed else conv_cpu.conv
         got = version(x, w, b, **plan.kernel_params, version="flat")
-    finally:
-        numba.set_num_threads(threads)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)

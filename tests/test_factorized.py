@@ -11,6 +11,7 @@ import fastconv
 from fastconv.api import get_spec
 from fastconv.nn import (FlattenedConv2d, OctaveConv2d, SeparableConv2d, ShuffledGroupConv2d,
                          SpatialSeparableConv2d)
+from helpers import one_thread
 
 RNG = np.random.default_rng(0)
 
@@ -104,6 +105,16 @@ MEDIUM["shuffled_grouped 1×1"] = ((randn(2, 6, 9, 20), randn(9, 2, 1, 1)), dict
 # padding wider than the image: bands of padding rows alone, which read no row of x
 MEDIUM["spatial_separable pad > image"] = ((randn(1, 2, 2, 3), randn(3, 2, 1, 3)), dict(col=randn(4, 3, 3, 1),
                                                                                        padding=4))
+
+
+def test_spatial_separable_with_several_images_a_task():
+    """v3 gives a task several whole images where a band is one (one thread: 7 images go 3 + 3 + 1)."""
+    from fastconv.kernels.spatial_separable.cpu import spatial_separable
+    x, w, col, bias = randn(7, 3, 6, 5), randn(4, 3, 1, 3), randn(5, 4, 3, 1), randn(5)
+    want = fastconv.run("spatial_separable", x, w, col=col, bias=bias, padding=1, backend="torch")
+    with one_thread():
+        got = spatial_separable(x, w, col, bias, padding=1, version="flat")
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("name", list(MEDIUM))

@@ -15,7 +15,8 @@ Cost
 
 Parallel
     v1: one task per row of r (b, m, i), then one per output row (b, o, oh).
-    v2, v3: one task per (image b, band of output rows).
+    v2, v3: one task per (image b, band of output rows); v3 one per group of images where a band is a
+    whole image (as conv2d's v6).
 
 Versions
     v1 ``spatial_two_pass``  both filters as formula loops, r kept as a full tensor (what torch does).
@@ -31,7 +32,7 @@ Versions
                              Bands are as tall as the parallelism allows (halo rows are recomputed by
                              both neighbouring bands, so fewer bands = less recomputation).
     v3 ``spatial_flat``      as v2, both stages through conv2d's v6 register block (kernels/conv/cpu.py
-                             ``flat_band``).  The column filter has no horizontal reach, so over r's rows
+                             ``flat_bands``).  The column filter has no horizontal reach, so over r's rows
                              (OW wide) its positions are consecutive and nothing is dropped.  The row filter
                              would need wide rows (OW + KW − 1 columns, the last KW − 1 outputs of each
                              computed and dropped: 35% of its work on the 17×17 Inception maps), so it runs
@@ -56,7 +57,7 @@ import numpy as np
 from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR
-from ..conv.cpu import FLAT_MR, FLAT_N, flat_band, flat_offsets
+from ..conv.cpu import FLAT_MR, FLAT_N, flat_bands, flat_offsets, images_per_task
 from .._cpu_rows import band_height, channels_last_patch, padded_rows, tile_product, transpose_into
 
 GEMM_PIXELS = 96    # pixels per v2 matrix product: a few rows, so the patch (pixels × K) stays in L2
@@ -140,25 +141,28 @@ def spatial_fused(x, A_row, A_col, bias, y, M, KW, KH, p, band):
 # v3: fused per band, both stages through conv2d's register block
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(fastmath=FASTMATH, cache=True)
-def transposed_band(x, b, h0, n_h, pad_w, Wp):
-    """St[(c·Wp + pad_w + w)·n_h + i] = x[b, c, h0 + i, w] for i < n_h: each channel's rows h0 … h0 + n_h − 1
-    stored column by column, with pad_w zero columns before and Wp − pad_w − W after, then a tail of
-    FLAT_N zeros (the reach of a last register block)."""
+def transposed_band(x, b0, n_img, h0, n_h, pad_w, Wp):
+    """St[((i·C + c)·Wp + pad_w + w)·n_h + j] = x[b0 + i, c, h0 + j, w] for j < n_h, i < n_img: each
+    channel's rows h0 … h0 + n_h − 1 stored column by column, with pad_w zero columns before and
+    Wp − pad_w − W after, image after image, then a tail of FLAT_N zeros (the reach of a last register
+    block)."""
     _, C, _, W = x.shape
-    St = np.empty(C * Wp * n_h + FLAT_N, dtype=x.dtype)
-    St[C * Wp * n_h:] = 0
-    for c in range(C):
-        plane = St[c * Wp * n_h:(c + 1) * Wp * n_h].reshape(Wp, n_h)
-        plane[:pad_w] = 0
-        plane[pad_w + W:] = 0
-        transpose_into(x[b, c, h0:h0 + n_h], plane[pad_w:pad_w + W])
+    St = np.empty(n_img * C * Wp * n_h + FLAT_N, dtype=x.dtype)
+    St[n_img * C * Wp * n_h:] = 0
+    for i in range(n_img):
+        for c in range(C):
+            plane = St[(i * C + c) * Wp * n_h:(i * C + c + 1) * Wp * n_h].reshape(Wp, n_h)
+            plane[:pad_w] = 0
+            plane[pad_w + W:] = 0
+            transpose_into(x[b0 + i, c, h0:h0 + n_h], plane[pad_w:pad_w + W])
     return St
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band):
+def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band, threads):
     """A_row: w as (M rounded up to FLAT_MR, C·KW), A_col: col as (O rounded up to FLAT_MR, M·KH), both in w's own
-    (channel, tap) order."""
+    (channel, tap) order.  Where a band is a whole image, a task takes several (conv2d's ``images_per_task``;
+    threads = numba.get_num_threads())."""
     B, C, H, W = x.shape
     _, O, OH, OW = y.shape
     n_bands = (OH + band - 1) // band
@@ -167,8 +171,10 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band):
     offs_col = flat_offsets(M, KH, 1, rows, OW, 1, 1)       # tap (m, u) at (m·rows + u)·OW
     no_bias = np.zeros(M, dtype=x.dtype)
     yf = y.reshape(-1)
-    for task in prange(B * n_bands):
-        b = task // n_bands
+    m = images_per_task(B, 1, n_bands, band * OW, threads)
+    for task in prange((B + m - 1) // m * n_bands):
+        b0 = task // n_bands * m
+        n_img = min(m, B - b0)
         oh0 = (task % n_bands) * band
         # 1. the row filter: r[m, i, ow] = Σ_{c, v} w[m, c, v]·x[b, c, oh0 − p + i, ow − p + v] for the
         #    rows i < rows the band reads, into a task-local buffer laid out as the column filter's band;
@@ -178,14 +184,14 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band):
         #    consecutive with none to drop, and each block writes r down its columns (steps 1 and OW)
         i_lo, i_hi = max(0, p - oh0), min(rows, H + p - oh0)
         n_h = i_hi - i_lo
-        r = np.zeros(M * rows * OW + FLAT_N, dtype=x.dtype)
+        r = np.zeros(n_img * M * rows * OW + FLAT_N, dtype=x.dtype)          # image after image
         if n_h > 0:                             # (a band of the padding alone reads no row of x)
-            St = transposed_band(x, b, oh0 - p + i_lo, n_h, p, Wp)
-            flat_band(St, flat_offsets(C, KW, 1, Wp, n_h, 1, 1), A_row, no_bias, OW, n_h, n_h, r, i_lo * OW,
-                      rows * OW, 1, OW, M)
+            St = transposed_band(x, b0, n_img, oh0 - p + i_lo, n_h, p, Wp)
+            flat_bands(St, C * Wp * n_h, n_img, flat_offsets(C, KW, 1, Wp, n_h, 1, 1), A_row, no_bias, OW, n_h,
+                       n_h, r, i_lo * OW, M * rows * OW, rows * OW, 1, OW, M)
         # 2. the column filter from the buffer: y[b, o, oh0 + i, ow] = bias[o] + Σ_{m, u} col[o, m, u]·r[m, i + u, ow]
-        flat_band(r, offs_col, A_col, bias, min(band, OH - oh0), OW, OW, yf, (b * O * OH + oh0) * OW, OH * OW,
-                  OW, 1, O)
+        flat_bands(r, M * rows * OW, n_img, offs_col, A_col, bias, min(band, OH - oh0), OW, OW, yf,
+                   (b0 * O * OH + oh0) * OW, O * OH * OW, OH * OW, OW, 1, O)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -207,7 +213,7 @@ def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
         spatial_fused(x, padded_rows(A_row, MR), padded_rows(A_col, MR), bias, y, M, KW, KH, p, band_height(B, OH))
     elif version in ("auto", "flat"):
         spatial_flat(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), padded_rows(col.reshape(O, M * KH), FLAT_MR), bias, y,
-                     M, KW, KH, p, band_height(B, OH))
+                     M, KW, KH, p, band_height(B, OH), numba.get_num_threads())
     elif version == "two_pass":
         spatial_two_pass(x, w.reshape(M, C, KW), col.reshape(O, M, KH), bias, y, p)
     else:
