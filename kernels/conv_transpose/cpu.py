@@ -388,25 +388,24 @@ def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b0,
             planes[c * nd + e] = (g * Cg + c) * D + i_d if 0 <= i_d < D else -1
     S = padded_band(x_planes, b0, n_img, planes, jh0 + row_lo, R, -col_lo, Wp)
     bias_g = bias[g * Og:(g + 1) * Og]
-    for hw_phase in range(sh * sw):
-        rh, rw = hw_phase // sw, hw_phase % sw
-        phase = rd * sh * sw + hw_phase
-        n_rows = min(band, (OH - rh + sh - 1) // sh - jh0)    # rows and columns of this phase
-        n_cols = (OW - rw + sw - 1) // sw
-        if n_rows <= 0 or n_cols <= 0:
-            continue
-        K = n_terms[phase]
-        # y[b, g·Og + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
-        base = (((b0 * O + g * Og) * OD + od) * OH + rh + jh0 * sh) * OW + rw
-        if K == 0:
-            for b in range(n_img):
-                for o in range(Og):
-                    for r in range(n_rows):
-                        row = base + b * O * OD * OH * OW + o * OD * OH * OW + r * sh * OW
-                        yf[row:row + (n_cols - 1) * sw + 1:sw] = bias_g[o]
-        else:
-            flat_bands(S, Cg * nd * R * Wp, n_img, offs[phase, :K], A[phase, g, :, :K], bias_g, n_rows, Wp, n_cols,
-                       yf, base, O * OD * OH * OW, OD * OH * OW, sh * OW, sw, Og)
+    # the phases one register block of FLAT_MR output channels at a time: the phases of a row write
+    # alternate columns of the same lines of y, which the next phase then finds still in cache (all
+    # channels of one phase before the next: 3% slower on the DCGAN layer with 2 threads, 11% with one)
+    for o0 in range(0, Og, FLAT_MR):
+        n_out = min(FLAT_MR, Og - o0)
+        for hw_phase in range(sh * sw):
+            rh, rw = hw_phase // sw, hw_phase % sw
+            phase = rd * sh * sw + hw_phase
+            n_rows = min(band, (OH - rh + sh - 1) // sh - jh0)    # rows and columns of this phase
+            n_cols = (OW - rw + sw - 1) // sw
+            if n_rows <= 0 or n_cols <= 0:
+                continue
+            K = n_terms[phase]                  # 0 for a phase no tap reaches: its outputs are the bias
+            # y[b, g·Og + o0 + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
+            base = (((b0 * O + g * Og + o0) * OD + od) * OH + rh + jh0 * sh) * OW + rw
+            flat_bands(S, Cg * nd * R * Wp, n_img, offs[phase, :K], A[phase, g, o0:o0 + FLAT_MR, :K],
+                       bias_g[o0:o0 + FLAT_MR], n_rows, Wp, n_cols, yf, base, O * OD * OH * OW, OD * OH * OW,
+                       sh * OW, sw, n_out)
 
 
 # ----------------------------------------------------------------------------------------------------
