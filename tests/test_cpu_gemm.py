@@ -77,5 +77,6 @@ def test_flat_bands_match_numpy_for_every_band_length(n_rows, Wp, OW, col_step, 
         for r in range(n_rows):
             for col in range(OW):
                 p = i * S_step + r * Wp + col
-                expected[i * out_step + np.arange(O) * plane + r * row_step + col * col_step] = bias + A[:O] @ S[p + offs]
+                at = i * out_step + np.arange(O) * plane + r * row_step + col * col_step
+                expected[at] = bias + A[:O] @ S[p + offs]
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * K)

@@ -487,11 +487,12 @@ def flat_offsets(Cg, KH, KW, R, Wp, dh, dw, sh=1, sw=1, ph=0, pw=0, j0=0):
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def padded_band(x, b0, n_img, planes, ih0, R, pw, Wp, sh=1, sw=1):
-    """The same band of images b0 … b0 + n_img − 1, one after the other (image i from i·planes.size·sh·sw·R·Wp):
-    stride 1: S[(i·R + r)·Wp + pw + iw] = x[b, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero
-    elsewhere (the padding, and all of plane i where planes[i] < 0: a depth slab outside a 3-d input).
+    """The same band of images b = b0 … b0 + n_img − 1, one after the other (image b from
+    (b − b0)·planes.size·sh·sw·R·Wp on; below, the part of image b0).  Stride 1:
+    S[(i·R + r)·Wp + pw + iw] = x[b0, planes[i], ih0 + r, iw] for i < planes.size, r < R; zero elsewhere
+    (the padding, and all of plane i where planes[i] < 0: a depth slab outside a 3-d input).
     Needs pw + W ≤ Wp.  Stride s: each plane split in its sh·sw phase planes x[ah::sh, aw::sw]:
-    S[((i·sh + ah)·sw + aw)·R + r)·Wp + t] = x[b, planes[i], (ih0 + r)·sh + ah, (t − pw)·sw + aw].
+    S[((i·sh + ah)·sw + aw)·R + r)·Wp + t] = x[b0, planes[i], (ih0 + r)·sh + ah, (t − pw)·sw + aw].
     A tail of FLAT_N + Wp zeros keeps a last block's reads past the band inside S."""
     n = planes.size * sh * sw
     S = np.empty(n_img * n * R * Wp + FLAT_N + Wp, dtype=x.dtype)
@@ -524,7 +525,8 @@ def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def flat_bands(S, S_step, n_img, offs, A, bias, n_rows, Wp, OW, out, out_base, out_step, plane, row_step,
                col_step, n_out):
-    """out[out_base + i·out_step + o·plane + r·row_step + col·col_step] = bias[o] + Σ_k A[o, k]·S[i·S_step + r·Wp + col + offs[k]]
+    """out[out_base + i·out_step + o·plane + r·row_step + col·col_step]
+        = bias[o] + Σ_k A[o, k]·S[i·S_step + r·Wp + col + offs[k]]
     for bands i < n_img, o < n_out, r < n_rows, col < OW: the positions p = r·Wp + col of the wide rows,
     FLAT_MR output channels at a time (A has n_out rows rounded up to FLAT_MR), 3 vectors of LANES
     positions at a time; columns col ≥ OW are computed and dropped.
@@ -550,13 +552,15 @@ def flat_bands(S, S_step, n_img, offs, A, bias, n_rows, Wp, OW, out, out_base, o
     for o0 in range(0, n_out, FLAT_MR):
         for v in range(0, n_vec, 3):
             # a last block short of 3 vectors repeats its last one (computed, not stored)
-            flat_block(S, starts[v], starts[min(v + 1, n_vec - 1)], starts[min(v + 2, n_vec - 1)], offs, A, o0, T)
+            flat_block(S, starts[v], starts[min(v + 1, n_vec - 1)], starts[min(v + 2, n_vec - 1)], offs, A, o0,
+                       T)
             # stored as runs of consecutive vectors of one band
             j = 0
             while j < min(3, n_vec - v):
                 i, first = band_of[v + j], starts[v + j]
                 k = j + 1
-                while k < min(3, n_vec - v) and band_of[v + k] == i and starts[v + k] == first + (k - j) * LANES:
+                while (k < min(3, n_vec - v) and band_of[v + k] == i
+                       and starts[v + k] == first + (k - j) * LANES):
                     k += 1
                 store_positions(T, j * LANES, (k - j) * LANES, first - i * S_step, L, Wp, OW, out,
                                 out_base + i * out_step, plane, row_step, col_step, o0, n_out, bias)
@@ -595,8 +599,8 @@ def images_per_task(B, other_tasks, n_bands, band_positions, threads):
     """How many images a v6-style task takes, its band of each one after the other (``flat_bands``):
     one where an image has several bands; else as many as keep a task's positions under FLAT_BAND_PIX and
     leave two tasks per thread (other_tasks: the tasks per image; threads: numba.get_num_threads(),
-    passed in: called inside a kernel it would keep the kernel out of the on-disk cache).  Small maps fill their register blocks
-    better so: ResNet's 7×7 layers, the DCGAN layer's 16-wide phase rows."""
+    passed in: called inside a kernel it would keep the kernel out of the on-disk cache).  Small maps
+    fill their register blocks better so: ResNet's 7×7 layers, the DCGAN layer's 16-wide phase rows."""
     if n_bands > 1:
         return 1
     return min(B, max(1, FLAT_BAND_PIX // band_positions),

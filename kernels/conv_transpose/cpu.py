@@ -367,16 +367,17 @@ def conv_transpose_flat(x, A, offs, n_terms, n_depth, depth_kd, bias, y, sd, sh,
     m = images_per_task(B, G * OD, n_bands, band * Wp, threads)
     for task in prange((B + m - 1) // m * G * OD * n_bands):
         group, g, od, jh0 = band_task(task, G, OD, n_bands, band)
-        phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, group * m, min(m, B - group * m),
-                        g, od, jh0, D, OD, OH, OW, sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo)
+        phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, group * m,
+                        min(m, B - group * m), g, od, jh0, D, OD, OH, OW, sd, sh, sw, pd, dd, band, R, Wp,
+                        row_lo, col_lo)
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b0, n_img, g, od, jh0, D, OD, OH,
                     OW, sd, sh, sw, pd, dd, band, R, Wp, row_lo, col_lo):
-    """One v4 task: phase rows jh0 … jh0 + band − 1 of output plane od, images b0 … b0 + n_img − 1, group g
-    (a function of its own, outside the prange body: a large parallel body costs seconds of first-call
-    compilation)."""
+    """One v4 task: phase rows jh0 … jh0 + band − 1 of output plane od, images b0 … b0 + n_img − 1,
+    group g (a function of its own, outside the prange body: a large parallel body costs seconds of
+    first-call compilation)."""
     G, O = A.shape[1], bias.size
     Cg, Og = x_planes.shape[1] // D // G, O // G
     rd, jd = od % sd, od // sd
@@ -402,7 +403,7 @@ def phase_rows_task(x_planes, A, offs, n_terms, n_depth, depth_kd, bias, yf, b0,
             if n_rows <= 0 or n_cols <= 0:
                 continue
             K = n_terms[phase]                  # 0 for a phase no tap reaches: its outputs are the bias
-            # y[b, g·Og + o0 + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row, every sw-th column
+            # y[b, g·Og + o0 + o', od, rh + jh·sh, rw + jw·sw] for jh ≥ jh0: every sh-th row and sw-th column
             base = (((b0 * O + g * Og + o0) * OD + od) * OH + rh + jh0 * sh) * OW + rw
             flat_bands(S, Cg * nd * R * Wp, n_img, offs[phase, :K], A[phase, g, o0:o0 + FLAT_MR, :K],
                        bias_g[o0:o0 + FLAT_MR], n_rows, Wp, n_cols, yf, base, O * OD * OH * OW, OD * OH * OW,
