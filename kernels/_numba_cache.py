@@ -3,8 +3,8 @@
 Why this exists
     Numba decides whether a cached kernel is still valid from the source file of that kernel alone.
     But a kernel compiles in the functions it calls from other files: spatial_separable/cpu.py runs
-    conv/cpu.py's ``flat_band``, the deformable kinds share deformable/sampling.py, and so on.  Edit
-    ``flat_band`` and Numba would still load spatial_separable's machine code from before the edit —
+    conv/cpu.py's ``flat_bands``, the deformable kinds share deformable/sampling.py, and so on.  Edit
+    ``flat_bands`` and Numba would still load spatial_separable's machine code from before the edit —
     silently stale, the worst surprise for a student changing a kernel to see what happens.  Here every
     function defined under kernels/ gets the same stamp, a hash of all kernels/**/*.py: an edit
     anywhere in the package recompiles every kernel (once, on its next call).

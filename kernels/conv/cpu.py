@@ -517,12 +517,6 @@ def store_plus(dst, src, value):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def flat_band(S, offs, A, bias, n_rows, Wp, OW, out, out_base, plane, row_step, col_step, n_out):
-    """``flat_bands`` for one band."""
-    flat_bands(S, 0, 1, offs, A, bias, n_rows, Wp, OW, out, out_base, 0, plane, row_step, col_step, n_out)
-
-
-@numba.njit(fastmath=FASTMATH, cache=True)
 def flat_bands(S, S_step, n_img, offs, A, bias, n_rows, Wp, OW, out, out_base, out_step, plane, row_step,
                col_step, n_out):
     """out[out_base + i·out_step + o·plane + r·row_step + col·col_step]

@@ -24,7 +24,7 @@ Versions
     v1 ``flattened_staged`` the three stages as formula loops, l and v as full tensors.
     v2 ``flattened_fused``  per band: the lateral stage on the band's rows plus the KH − 1 halo rows is a
                             matrix product (x's rows as they are times w, by conv2d's register block
-                            ``flat_band``: 8 output channels × 48 pixels in registers over all C inputs,
+                            ``flat_bands``: 8 output channels × 48 pixels in registers over all C inputs,
                             no patch) into a task-local buffer; the vertical and
                             horizontal stages then run per channel from that buffer (v for the band's
                             rows in a task-local R·W buffer; the vertical stage one R·W-long loop per tap
@@ -44,7 +44,7 @@ from numba import prange
 
 from .._cpu_gemm import FASTMATH, MR
 from .._cpu_rows import band_height, padded_rows
-from ..conv.cpu import FLAT_MR, FLAT_N, flat_band, flat_offsets, padded_band
+from ..conv.cpu import FLAT_MR, FLAT_N, flat_bands, flat_offsets, padded_band
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -120,8 +120,8 @@ def flattened_fused(x, A, vert, hor, bias, y, ph, pw, band):
         #    outside the image stay zero, as the vertical stage's padding must
         lat_flat = np.zeros(O * rows * W + FLAT_N, dtype=x.dtype)
         S = padded_band(x, b, 1, np.arange(C), lo, n_in, 0, W)
-        flat_band(S, flat_offsets(C, 1, 1, n_in, W, 1, 1), A, no_bias, n_in, W, W, lat_flat, (lo - i0) * W,
-                  rows * W, W, 1, O)
+        flat_bands(S, 0, 1, flat_offsets(C, 1, 1, n_in, W, 1, 1), A, no_bias, n_in, W, W, lat_flat,
+                   (lo - i0) * W, 0, rows * W, W, 1, O)
         v = np.empty(R * W, dtype=x.dtype)                      # one channel's v rows for the band
         for o in range(O):
             # 2. vertical: v[r·W + j] = Σ_u vert[o, u] · lat[o, r + u, j] for all R rows at once: row r + u
