@@ -17,7 +17,8 @@ Why this exists
 
 Math
     load(a, i)[l] = a[i + l],   store(a, i, v): a[i + l] = v[l],   fma(acc, s, v)[l] = acc[l] + s·v[l]
-    (fused, one rounding), for the lanes l < LANES.
+    (fused, one rounding), for the lanes l < LANES;   store_lanes(a, i, v, lo, hi): a[i + l] = v[l] for
+    lo ≤ l < hi only (a masked store: the other lanes' memory is not touched, not even rewritten).
 Shapes
     ``a`` is a 1-D C-contiguous array (a flat view of a kernel's array); lanes hold its dtype.
 Cost
@@ -114,3 +115,35 @@ def fma(typingctx, acc, s, v):
                                                   f"llvm.fma.{suffix}")
         return builder.call(llvm_fma, [broadcast, args[2], args[0]])
     return acc(acc, s, v), codegen
+
+
+@intrinsic
+def store_lanes(typingctx, a, i, v, lo, hi):
+    """a[i + l] = v[l] for lo ≤ l < hi, one masked store (AVX-512: a ``vmovups`` under a lane mask).
+    Memory outside those lanes is neither read nor written, so a vector that straddles the end of a row
+    (or of the array, or another thread's part of it) can be stored piece by piece.  The caller
+    guarantees 0 ≤ lo and hi ≤ LANES, and that i + l is inside a for lo ≤ l < hi."""
+    if not (_flat_array(a) and isinstance(i, types.Integer) and v == Lanes(a.dtype)
+            and isinstance(lo, types.Integer) and isinstance(hi, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        pointer = _vector_pointer(context, builder, sig.args[0], args[0], args[1])
+        i64 = ir.IntType(64)
+        lane_numbers = ir.Constant(ir.VectorType(i64, LANES), [ir.Constant(i64, lane) for lane in range(LANES)])
+
+        def splat(value, value_type):
+            value = context.cast(builder, value, value_type, types.int64)
+            lane0 = builder.insert_element(ir.Constant(ir.VectorType(i64, LANES), ir.Undefined), value,
+                                           ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(lane0, lane0, ir.Constant(ir.VectorType(ir.IntType(32), LANES), None))
+        mask = builder.and_(builder.icmp_signed(">=", lane_numbers, splat(args[3], sig.args[3])),
+                            builder.icmp_signed("<", lane_numbers, splat(args[4], sig.args[4])))
+        vector = context.get_value_type(Lanes(sig.args[0].dtype))
+        bits = sig.args[0].dtype.bitwidth
+        masked_store = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [vector, vector.as_pointer(), ir.IntType(32), mask.type]),
+            f"llvm.masked.store.v{LANES}f{bits}.p0")
+        builder.call(masked_store, [args[2], pointer, ir.Constant(ir.IntType(32), bits // 8), mask])
+        return context.get_dummy_value()
+    return types.none(a, i, v, lo, hi), codegen

@@ -117,6 +117,31 @@ def test_spatial_separable_with_several_images_a_task():
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("r", range(2, 8))
+def test_winograd_transforms_compute_two_outputs_of_a_correlation(r):
+    """y = Aᵀ[(G g) ⊙ (Bᵀ d)] gives y[j] = Σ_u g[u]·d[j + u], j < 2, for every filter length v4 uses."""
+    from fastconv.kernels._winograd import toom_cook
+    BT, G, AT = toom_cook(r)
+    d, g = randn(50, r + 1), randn(50, r)
+    direct = np.stack([(g * d[:, j:j + r]).sum(axis=1) for j in range(2)], axis=1)
+    np.testing.assert_allclose(((g @ G.T) * (d @ BT.T)) @ AT.T, direct, rtol=1e-12, atol=1e-12)
+    if r == 3:                                                   # the textbook F(2, 3)
+        np.testing.assert_array_equal(BT, [[-1, 0, 1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, -1, 0, 1]])
+        np.testing.assert_array_equal(AT, [[1, 1, 1, 0], [0, 1, -1, 1]])
+
+
+def test_spatial_separable_winograd_float32_error_stays_near_the_direct_sum():
+    """v4's transforms round differently from v3's direct sums: within 20× of v3's float32 error on an
+    Inception-style 1×7 / 7×1 pair (odd 17×17 maps, several images a task)."""
+    from fastconv.kernels.spatial_separable.cpu import spatial_separable
+    x, w, col, bias = randn(3, 24, 17, 17), randn(16, 24, 1, 7), randn(20, 16, 7, 1), randn(20)
+    want = fastconv.run("spatial_separable", x, w, col=col, bias=bias, padding=3, backend="torch")
+    f32 = [a.astype(np.float32) for a in (x, w, col, bias)]
+    errors = {v: np.abs(spatial_separable(*f32, padding=3, version=v) - want).max() for v in ("flat", "winograd")}
+    assert errors["winograd"] <= 20 * errors["flat"]
+    assert errors["winograd"] <= 1e-5 * np.abs(want).max()
+
+
 @pytest.mark.parametrize("name", list(MEDIUM))
 def test_every_cpu_version_on_medium_shapes(name):
     kind = name.split()[0]

@@ -43,3 +43,27 @@ def test_zeros_and_nan_propagation():
 def test_a_non_contiguous_array_is_refused_at_compile_time():
     with pytest.raises(numba.core.errors.TypingError):
         weighted_sum(np.ones(64)[::2], np.array([0]), np.ones(1), np.empty(16), 0)
+
+
+@numba.njit
+def copy_lanes(x, y, y_start, lo, hi):
+    simd.store_lanes(y, y_start, simd.load(x, 0), lo, hi)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("lo, hi", [(0, LANES), (0, 1), (3, 11), (LANES - 1, LANES), (5, 5)])
+def test_store_lanes_writes_only_its_lanes(dtype, lo, hi):
+    x = np.arange(LANES, dtype=dtype) + 100
+    y = np.full(LANES + 10, -1.0, dtype=dtype)
+    copy_lanes(x, y, 4, lo, hi)
+    expected = np.full_like(y, -1.0)
+    expected[4 + lo:4 + hi] = x[lo:hi]
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_store_lanes_past_the_end_of_an_array_is_safe_when_masked():
+    """The lanes beyond the array are masked off: no fault, nothing written (the array ends a page)."""
+    pages = np.zeros(4096 // 4 * 2, dtype=np.float32)
+    y = pages[:4096 // 4 + 3]
+    copy_lanes(np.ones(LANES, dtype=np.float32), y, y.size - 3, 0, 3)
+    assert (y[-3:] == 1).all() and (pages[y.size:] == 0).all()

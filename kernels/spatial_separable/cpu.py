@@ -15,8 +15,8 @@ Cost
 
 Parallel
     v1: one task per row of r (b, m, i), then one per output row (b, o, oh).
-    v2, v3: one task per (image b, band of output rows); v3 one per group of images where a band is a
-    whole image (as conv2d's v6).
+    v2, v3, v4: one task per (image b, band of output rows); v3 and v4 one per group of images where a
+    band is a whole image (as conv2d's v6).
 
 Versions
     v1 ``spatial_two_pass``  both filters as formula loops, r kept as a full tensor (what torch does).
@@ -47,16 +47,29 @@ Versions
                              Inception layer): 8.8 ms vs 9.7 for v2; torch's two oneDNN convolutions ≈ 6.5
                              (≈ 205 GFLOP/s, near this core's FMA peak of ≈ 235).  Since then v3 is at
                              ≈ 7.4 ms (the register block's 8 × 48 shape, from 4 × 64).
-    ``spatial_separable`` picks v3.
+    v4 ``spatial_winograd``  as v3, but the column filter by Winograd's F(2, KH) (kernels/_winograd.py):
+                             two output rows from KH + 1 rows of r with KH + 1 products instead of 2·KH
+                             (0.57 of the column filter's multiply-adds for KH = 7).  v3 already ran both
+                             filters at ~90% of the FMA peak, so only fewer multiplications could beat
+                             oneDNN.  For the transform's sake r is stored phase-split (its even rows,
+                             then its odd rows): the row filter runs once per phase, on every other row
+                             of x.  Measured on the Inception layer (kernel alone, median of interleaved
+                             runs): 5.9 ms on one thread against 6.9 for v3; 3.35 ms on two against 3.73.
+                             The row filter stays direct: it is the stage whose output would be
+                             scattered (its positions run down r's columns).
+    ``spatial_separable`` picks v4 for column filters of 2 to 7 taps, v3 for the others.
 
 Caveats
-    Accumulation in the input dtype; v2 sums in SIMD partial sums (agrees with v1 to rounding).
+    Accumulation in the input dtype; v2 sums in SIMD partial sums (agrees with v1 to rounding); v4's
+    transforms round differently, about 10× v3's error in float32 for KH = 7 (kernels/_winograd.py).
 """
 import numba
 import numpy as np
 from numba import prange
 
-from .._cpu_gemm import FASTMATH, MR
+from .. import NotApplicable
+from .._cpu_gemm import FASTMATH, MR, round_up
+from .._winograd import MAX_TAPS, transforms, winograd_products, winograd_weights
 from ..conv.cpu import FLAT_MR, FLAT_N, flat_bands, flat_offsets, images_per_task
 from .._cpu_rows import band_height, channels_last_patch, padded_rows, tile_product, transpose_into
 
@@ -141,11 +154,11 @@ def spatial_fused(x, A_row, A_col, bias, y, M, KW, KH, p, band):
 # v3: fused per band, both stages through conv2d's register block
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(fastmath=FASTMATH, cache=True)
-def transposed_band(x, b0, n_img, h0, n_h, pad_w, Wp):
-    """St[((i·C + c)·Wp + pad_w + w)·n_h + j] = x[b0 + i, c, h0 + j, w] for j < n_h, i < n_img: each
-    channel's rows h0 … h0 + n_h − 1 stored column by column, with pad_w zero columns before and
-    Wp − pad_w − W after, image after image, then a tail of FLAT_N zeros (the reach of a last register
-    block)."""
+def transposed_band(x, b0, n_img, h0, n_h, pad_w, Wp, step=1):
+    """St[((i·C + c)·Wp + pad_w + w)·n_h + j] = x[b0 + i, c, h0 + j·step, w] for j < n_h, i < n_img: each
+    channel's rows h0, h0 + step, … (n_h of them) stored column by column, with pad_w zero columns before
+    and Wp − pad_w − W after, image after image, then a tail of FLAT_N zeros (the reach of a last
+    register block)."""
     _, C, _, W = x.shape
     St = np.empty(n_img * C * Wp * n_h + FLAT_N, dtype=x.dtype)
     St[n_img * C * Wp * n_h:] = 0
@@ -154,7 +167,7 @@ def transposed_band(x, b0, n_img, h0, n_h, pad_w, Wp):
             plane = St[(i * C + c) * Wp * n_h:(i * C + c + 1) * Wp * n_h].reshape(Wp, n_h)
             plane[:pad_w] = 0
             plane[pad_w + W:] = 0
-            transpose_into(x[b0 + i, c, h0:h0 + n_h], plane[pad_w:pad_w + W])
+            transpose_into(x[b0 + i, c, h0:h0 + (n_h - 1) * step + 1:step], plane[pad_w:pad_w + W])
     return St
 
 
@@ -195,11 +208,50 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band, threads):
 
 
 # ----------------------------------------------------------------------------------------------------
+# v4: as v3, the column filter by Winograd's F(2, KH) (kernels/_winograd.py)
+# ----------------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
+def spatial_winograd(x, A_row, U, coefs, at, AT, bias, y, M, KW, KH, p, band, threads):
+    """A_row: w as in v3; U: col's F(2, KH) products' filters (α, O rounded up to FLAT_MR, M), coefs/at/AT:
+    the transforms (kernels/_winograd.py ``transforms``); band: even."""
+    B, C, H, W = x.shape
+    _, O, OH, OW = y.shape
+    n_bands = (OH + band - 1) // band
+    Wp = W + 2 * p
+    no_bias = np.zeros(M, dtype=x.dtype)
+    yf = y.reshape(-1)
+    m = images_per_task(B, 1, n_bands, band * OW, threads)
+    for task in prange((B + m - 1) // m * n_bands):
+        b0 = task // n_bands * m
+        n_img = min(m, B - b0)
+        oh0 = (task % n_bands) * band
+        R = min(band, OH - oh0)
+        # 1. the row filter into r's rows oh0 − p + a (a < 2Q: the band's tiles read rows 2t + ρ, ρ ≤ KH),
+        #    stored phase-split: rs[((i·M + m)·2 + φ)·Q + q, ow] = r[b0 + i, m, oh0 − p + 2q + φ, ow].  Each
+        #    phase is v3's row filter on its rows of x (every other row: transposed_band at step 2); rows
+        #    outside x stay zero (r's padding)
+        Q = (R + 1) // 2 + KH // 2
+        rs_step = M * 2 * Q * OW
+        rs = np.zeros(n_img * rs_step + FLAT_N, dtype=x.dtype)
+        for phase in range(2):
+            q_lo = max(0, (p - oh0 - phase + 1) // 2)               # rows of this phase inside x
+            q_hi = min(Q, (H - 1 + p - oh0 - phase) // 2 + 1)
+            n_h = q_hi - q_lo
+            if n_h > 0:
+                St = transposed_band(x, b0, n_img, oh0 - p + 2 * q_lo + phase, n_h, p, Wp, 2)
+                flat_bands(St, C * Wp * n_h, n_img, flat_offsets(C, KW, 1, Wp, n_h, 1, 1), A_row, no_bias, OW,
+                           n_h, n_h, rs, (phase * Q + q_lo) * OW, rs_step, 2 * Q * OW, 1, OW, M)
+        # 2. the column filter, F(2, KH) along r's rows: y[b, o, oh0 + 2t + j, ow] for 2t + j < R
+        winograd_products(rs, rs_step, n_img, M, Q, OW, R, coefs, at, U, AT, bias, O, yf,
+                          (b0 * O * OH + oh0) * OW, O * OH * OW, OH * OW)
+
+
+# ----------------------------------------------------------------------------------------------------
 # The wrapper fastconv.run calls
 # ----------------------------------------------------------------------------------------------------
 def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
     """y = conv2d(conv2d(x, w, padding=(0, p)), col, bias, padding=(p, 0)); version "two_pass" (v1),
-    "fused" (v2), "flat" (v3) or "auto" (= "flat")."""
+    "fused" (v2), "flat" (v3), "winograd" (v4) or "auto" (v4 for 2 ≤ KH ≤ 7, else v3)."""
     B, C, H, W = x.shape
     M, KW = w.shape[0], w.shape[3]
     O, KH = col.shape[0], col.shape[2]
@@ -211,14 +263,22 @@ def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
         A_row = np.ascontiguousarray(w.reshape(M, C, KW).transpose(0, 2, 1)).reshape(M, KW * C)
         A_col = np.ascontiguousarray(col.reshape(O, M, KH).transpose(0, 2, 1)).reshape(O, KH * M)
         spatial_fused(x, padded_rows(A_row, MR), padded_rows(A_col, MR), bias, y, M, KW, KH, p, band_height(B, OH))
+    elif version == "winograd" or version == "auto" and 2 <= KH <= MAX_TAPS:
+        if not 2 <= KH <= MAX_TAPS:
+            raise NotApplicable(f"version='winograd' needs a column filter of 2 to {MAX_TAPS} taps, got {KH}")
+        coefs, at, G, AT = transforms(KH, x.dtype)
+        band = band_height(B, OH)
+        spatial_winograd(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), winograd_weights(col.reshape(O, M, KH), G,
+                         round_up(O, FLAT_MR)), coefs, at, AT, bias, y, M, KW, KH, p, band + band % 2,
+                         numba.get_num_threads())
     elif version in ("auto", "flat"):
         spatial_flat(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), padded_rows(col.reshape(O, M * KH), FLAT_MR), bias, y,
                      M, KW, KH, p, band_height(B, OH), numba.get_num_threads())
     elif version == "two_pass":
         spatial_two_pass(x, w.reshape(M, C, KW), col.reshape(O, M, KH), bias, y, p)
     else:
-        raise ValueError(f"version must be 'auto', 'two_pass', 'fused' or 'flat', got {version!r}")
+        raise ValueError(f"version must be 'auto' or one of {', '.join(VERSIONS)}, got {version!r}")
     return y
 
 
-VERSIONS = ("two_pass", "fused", "flat")
+VERSIONS = ("two_pass", "fused", "flat", "winograd")
