@@ -15,7 +15,7 @@ Math
         Bᵀ = [[−1, 0, 1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, −1, 0, 1]],   Aᵀ = [[1, 1, 1, 0], [0, 1, −1, 1]]
     Along a band's slow axis: a filter w[o, k, u] (k: the K input rows it sums, e.g. channels) on rows
     S[k, i, :], output rows 2t + j from input rows 2t + ρ (ρ < α), t the tiles:
-        U[ξ, o, k]     = Σ_u G[ξ, u]·w[o, k, u]                                (``winograd_weights``)
+        U[ξ, o, k]     = Σ_u G[ξ, u]·w[o, k, u]                                (``winograd_filters``)
         V[ξ, k, t, :]  = Σ_ρ Bᵀ[ξ, ρ]·S[k, 2t + ρ, :]                          (``chunk_transform``)
         M[ξ, o, t, :]  = Σ_k U[ξ, o, k]·V[ξ, k, t, :]                   α matrix products (flat_block)
         y[o, 2t + j, :] = bias[o] + Σ_ξ Aᵀ[j, ξ]·M[ξ, o, t, :]                  (``winograd_products``)
@@ -36,7 +36,7 @@ Cost
 
 Parallel
     None here: ``winograd_products`` runs inside a caller's ``prange`` task on that task's bands;
-    ``winograd_weights`` is parallel over output channels.
+    ``winograd_filters`` once per call, before the tasks.
 
 Versions
     Where a direct kernel already runs near the FMA peak (the v6 register block), only fewer
@@ -63,7 +63,6 @@ from fractions import Fraction
 
 import numba
 import numpy as np
-from numba import prange
 
 from . import _simd as simd
 from ._cpu_gemm import FASTMATH
@@ -123,23 +122,20 @@ def transforms(r, dtype):
     return coefs, at, G.astype(dtype), AT.astype(dtype)
 
 
-@numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def winograd_weights(w, G, O_pad):
-    """U[ξ, o, k] = Σ_u G[ξ, u]·w[o, k, u] for o < O; rows O … O_pad − 1 zero (the register block's
-    padding).  Each filter is transposed first (its K values of one tap contiguous), so that every sum
-    is a vector loop over k."""
+@numba.njit(fastmath=FASTMATH, cache=True)
+def winograd_filters(w, G, O_pad):
+    """U[ξ, o, k] = Σ_u G[ξ, u]·w[o, k, u] for w (O, K, r); rows O … O_pad − 1 zero (the register block's
+    padding).  Each filter is transposed first (the K values of one tap contiguous), so that every sum is
+    a vector loop over k.  α·O·K·r multiply-adds, once per call (0.2% of the Inception layer's work)."""
     O, K, r = w.shape
-    alpha = G.shape[0]
-    U = np.empty((alpha, O_pad, K), dtype=w.dtype)
-    U[:, O:] = 0
-    for o in prange(O):
-        taps = np.empty((r, K), dtype=w.dtype)
+    U = np.zeros((G.shape[0], O_pad, K), dtype=w.dtype)
+    taps = np.empty((r, K), dtype=w.dtype)
+    for o in range(O):
         for k in range(K):
             for u in range(r):
                 taps[u, k] = w[o, k, u]
-        for xi in range(alpha):
+        for xi in range(G.shape[0]):
             row = U[xi, o]
-            row[:] = 0
             for u in range(r):
                 g, tap = G[xi, u], taps[u]
                 for k in range(K):
@@ -188,14 +184,22 @@ def winograd_products(S, S_step, n_img, K, Q, L, R, coefs, at, U, AT, bias, O, o
     NT = (R + 1) // 2 * L                               # positions of a band: its tiles' rows of L
     per_band = (NT + LANES - 1) // LANES
     n_vec = n_img * per_band
-    term_offsets = (at % 2 * Q + at // 2) * L           # input row 2t + ρ is row t + ρ // 2 of phase ρ % 2
-    offs = np.arange(K) * FLAT_N                        # row k of a chunk's V
+    # (explicit loops rather than array expressions here: each of those compiles a kernel of its own,
+    # and the first call of a kind must stay under 10 s)
+    term_offsets = np.empty(at.shape, dtype=np.int64)  # input row 2t + ρ is row t + ρ // 2 of phase ρ % 2
+    for xi in range(alpha):
+        for i in range(at.shape[1]):
+            term_offsets[xi, i] = (at[xi, i] % 2 * Q + at[xi, i] // 2) * L
+    offs = np.empty(K, dtype=np.int64)                 # row k of a chunk's V
+    for k in range(K):
+        offs[k] = k * FLAT_N
     Vc = np.empty(alpha * K * FLAT_N, dtype=S.dtype)
     T = np.empty((alpha, FLAT_MR * FLAT_N), dtype=S.dtype)
-    ones = np.ones(LANES, dtype=S.dtype)
+    ones = np.empty(LANES, dtype=S.dtype)
+    ones[:] = 1
     starts = np.empty(3, dtype=np.int64)
     out_start = np.empty(3, dtype=np.int64)
-    n_pieces = np.zeros(3, dtype=np.int64)
+    n_pieces = np.empty(3, dtype=np.int64)
     pieces = np.empty((3, LANES + 1, 3), dtype=np.int64)   # (tile row, first lane, end lane) per piece
     for v in range(0, n_vec, 3):
         n_in = min(3, n_vec - v)                        # a last chunk short of 3 repeats its last vector
