@@ -9,10 +9,11 @@ Math
         Aᵀ[j, ξ] = a_ξ^j,            Aᵀ[j, α − 1] = [j = 1]
         G[ξ, u]  = a_ξ^u / Π_{l≠ξ}(a_ξ − a_l),   G[α − 1, u] = [u = r − 1]
         Bᵀ[ξ, ρ] = coefficient of z^ρ in Π_{l≠ξ}(z − a_l);   Bᵀ[α − 1, ρ] = that of Π_l (z − a_l)
-    Why: (G g)_ξ and (A h)_ξ are g and h evaluated at a_ξ, their products the product polynomial g·h at
-    the points, and Bᵀ's transpose interpolates it back (the last, ∞, point gives its top coefficient);
-    correlation is the transpose of that polynomial product.  r = 3 gives the classic F(2, 3):
-        Bᵀ = [[−1, 0, 1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, −1, 0, 1]],   Aᵀ = [[1, 1, 1, 0], [0, 1, −1, 1]]
+    Why: (G g)_ξ is the polynomial g evaluated at a_ξ (scaled by 1 / Π_{l≠ξ}(a_ξ − a_l)) and Σ_i a_ξ^i·h_i is
+    h there; their product is g·h at the point, and Bᵀ's transpose interpolates g·h back from the points
+    (∞ gives its top coefficient).  Correlation is the transpose of that polynomial product.  r = 3 gives the classic F(2, 3):
+        Bᵀ = [[−1, 0, 1, 0], [0, 1, 1, 0], [0, −1, 1, 0], [0, −1, 0, 1]]
+        Aᵀ = [[1, 1, 1, 0], [0, 1, −1, 1]]
     Along a band's slow axis: a filter w[o, k, u] (k: the K input rows it sums, e.g. channels) on rows
     S[k, i, :], output rows 2t + j from input rows 2t + ρ (ρ < α), t the tiles:
         U[ξ, o, k]     = Σ_u G[ξ, u]·w[o, k, u]                                (``winograd_filters``)
@@ -43,8 +44,8 @@ Versions
     multiplications make it faster; the transforms are the price.  Speed tricks, each measured on the
     Inception 7×1 stage (128 → 192 channels, 17×17, one thread):
     - V is built one chunk of 3 × 16 positions at a time, for all α, and consumed at once by the α
-      products of each 8-channel block: a whole band's V (α·K·NT, 1.2 MB for two images) ran from L3,
-      and two threads then sped up 1.3× instead of 1.8×;
+      products of each 8-channel block: with a whole band's V (α·K·NT, 0.6 MB an image) two threads
+      sped up only 1.2× (instead of 1.8×) over one;
     - the transform reads 16 channels' rows for all α before moving on (they stay in L1; reading all
       channels per ξ ran from L2: 0.36 ms → 0.23 ms);
     - the output sums are 6 independent chains (3 vectors × 2 rows): one chain of α dependent
@@ -54,8 +55,9 @@ Versions
 
 Caveats
     Exact in exact arithmetic.  In floating point the transforms add and subtract scaled inputs before
-    the products, so the error is larger than the direct sum's: for F(2, 7) about 10× in float32
-    (2·10⁻⁵ against 2·10⁻⁶ on one 7-term sum of unit values; tests/test_factorized.py checks the bound).
+    the products, so the error is larger than the direct sum's: for F(2, 7) in float32 about 10× on one
+    7-term sum of unit values (2·10⁻⁵ against 2·10⁻⁶), 1.5–2× on the Inception layer, whose sums over
+    channels dominate (tests/test_factorized.py checks the bound).
     r ≤ 7: an eighth point (3, or ¼) would raise the error to ~35× the direct sum's.
 """
 import functools
@@ -172,7 +174,8 @@ def chunk_transform(S, k_step, K, s0, s1, s2, coefs, term_offsets, Vc):
 
 @numba.njit(fastmath=FASTMATH, cache=True)
 def winograd_products(S, S_step, n_img, K, Q, L, R, coefs, at, U, AT, bias, O, out, out_base, out_step, plane):
-    """out[out_base + i·out_step + o·plane + (2t + j)·L + n] = bias[o] + Σ_ξ Aᵀ[j, ξ]·Σ_k U[ξ, o, k]·V[ξ, k, t, n]
+    """out[out_base + i·out_step + o·plane + (2t + j)·L + n]
+        = bias[o] + Σ_ξ Aᵀ[j, ξ]·Σ_k U[ξ, o, k]·V[ξ, k, t, n]
     for the bands i < n_img (band i's S_split from i·S_step on, rows k·2Q + φ·Q + q of L values), o < O
     and the output rows 2t + j < R of each band (see Math).
 
