@@ -61,7 +61,8 @@ Versions
 
 Caveats
     Accumulation in the input dtype; v2 sums in SIMD partial sums (agrees with v1 to rounding); v4's
-    transforms round differently, about 10× v3's error in float32 for KH = 7 (kernels/_winograd.py).
+    transforms round differently: in float32, 1.5–2× v3's error on the Inception layer (up to 10× on one
+    short sum, kernels/_winograd.py).
 """
 import numba
 import numpy as np
@@ -240,8 +241,8 @@ def winograd_band(x, A_row, U, coefs, at, AT, bias, yf, O, OH, OW, KW, KH, p, b0
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
 def spatial_winograd(x, A_row, col, coefs, at, G, AT, bias, y, KW, KH, p, band, threads):
     """A_row: w as in v3 (M rows rounded up); col (O, M, KH); coefs, at, G, AT: F(2, KH)'s transforms
-    (kernels/_winograd.py ``transforms``); band: even.  The task's work is ``winograd_band``: a prange body
-    of one call compiles in a third of the time the same body written out took (first call < 10 s)."""
+    (kernels/_winograd.py ``transforms``); band: even.  First the column filter's F(2, KH) filters U, once;
+    then one ``winograd_band`` per task."""
     B = x.shape[0]
     _, O, OH, OW = y.shape
     U = winograd_filters(col, G, round_up(O, FLAT_MR))
