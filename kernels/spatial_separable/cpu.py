@@ -268,18 +268,20 @@ def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
     OH, OW = H + 2 * p - KH + 1, W + 2 * p - KW + 1
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
+    if version == "auto":
+        version = "winograd" if 2 <= KH <= MAX_TAPS else "flat"
     if version == "fused":
         A_row = np.ascontiguousarray(w.reshape(M, C, KW).transpose(0, 2, 1)).reshape(M, KW * C)
         A_col = np.ascontiguousarray(col.reshape(O, M, KH).transpose(0, 2, 1)).reshape(O, KH * M)
         spatial_fused(x, padded_rows(A_row, MR), padded_rows(A_col, MR), bias, y, M, KW, KH, p, band_height(B, OH))
-    elif version == "winograd" or version == "auto" and 2 <= KH <= MAX_TAPS:
+    elif version == "winograd":
         if not 2 <= KH <= MAX_TAPS:
             raise NotApplicable(f"version='winograd' needs a column filter of 2 to {MAX_TAPS} taps, got {KH}")
         coefs, at, G, AT = transforms(KH, x.dtype)
         band = band_height(B, OH)
         spatial_winograd(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), col.reshape(O, M, KH), coefs, at, G, AT,
                          bias, y, KW, KH, p, band + band % 2, numba.get_num_threads())
-    elif version in ("auto", "flat"):
+    elif version == "flat":
         spatial_flat(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), padded_rows(col.reshape(O, M * KH), FLAT_MR), bias, y,
                      M, KW, KH, p, band_height(B, OH), numba.get_num_threads())
     elif version == "two_pass":
