@@ -27,6 +27,8 @@ Shapes
     with rows of L values.  Tile t's position p = t·L + n then reads S_split at (k·2Q + φ·Q + ρ // 2)·L + p:
     one constant offset per term, so every transform is a run of 16-lane vectors over positions.
     U (α, O rounded up to FLAT_MR, K); the tiles cover NT = ⌈R/2⌉·L positions of the R output rows.
+    The output goes where the caller says: position n of output row 2t + j at (2t + j)·row_step +
+    out_pos[n] (row_step = L and out_pos[n] = n: the input's own layout).
 
 Cost
     Products: α·O·K per tile column instead of 2·r·O·K (F(2, 7): 8 instead of 14, 0.57 of them), plus
@@ -51,13 +53,15 @@ Versions
     - the output sums are 6 independent chains (3 vectors × 2 rows): one chain of α dependent
       multiply-adds at a time was latency bound;
     - outputs go to y with masked vector stores (``store_lanes``), one per tile row a vector touches
-      (about 2 for 17-wide rows), with each vector's split computed once per chunk, not per channel.
+      (about 2 for 17-wide rows), with each vector's split computed once per chunk, not per channel;
+      an output in another layout (a filter along x's rows, run on x transposed, writes its result
+      back down the columns) takes scalar stores, 4% of spatial_separable's time on one thread.
 
 Caveats
     Exact in exact arithmetic.  In floating point the transforms add and subtract scaled inputs before
     the products, so the error is larger than the direct sum's: for F(2, 7) in float32 about 10× on one
-    7-term sum of unit values (2·10⁻⁵ against 2·10⁻⁶), 1.5–2× on the Inception layer, whose sums over
-    channels dominate (tests/test_factorized.py checks the bound).
+    7-term sum of unit values (2·10⁻⁵ against 2·10⁻⁶), about 2× on the Inception layer (both of its
+    filters by F(2, 7)), whose sums over channels dominate (tests/test_factorized.py checks the bound).
     r ≤ 7: an eighth point (3, or ¼) would raise the error to ~35× the direct sum's.
 """
 import functools
@@ -173,20 +177,30 @@ def chunk_transform(S, k_step, K, s0, s1, s2, coefs, term_offsets, Vc):
 
 
 @numba.njit(fastmath=FASTMATH, cache=True)
-def winograd_products(S, S_step, n_img, K, Q, L, R, coefs, at, U, AT, bias, O, out, out_base, out_step, plane):
-    """out[out_base + i·out_step + o·plane + (2t + j)·L + n]
+def winograd_products(S, S_step, n_img, K, Q, L, R, transform, U, bias, O, out, out_base, out_step, plane,
+                      row_step, out_pos):
+    """out[out_base + i·out_step + o·plane + (2t + j)·row_step + out_pos[n]]
         = bias[o] + Σ_ξ Aᵀ[j, ξ]·Σ_k U[ξ, o, k]·V[ξ, k, t, n]
-    for the bands i < n_img (band i's S_split from i·S_step on, rows k·2Q + φ·Q + q of L values), o < O
-    and the output rows 2t + j < R of each band (see Math).
+    for the bands i < n_img (band i's S_split from i·S_step on, rows k·2Q + φ·Q + q of L values), o < O,
+    the output rows 2t + j < R of each band and n < L (see Math); transform: ``transforms(r, dtype)``.
+
+    Where the output keeps the input's layout (row_step = L, out_pos[n] = n: a filter along a map's
+    rows, as spatial_separable's column filter) its rows go out by masked vector stores; any other
+    map by scalar stores, lane by lane (the row filter, run on x transposed, writes its positions n
+    down r's columns).
 
     Chunks of 3 vectors of 16 positions, across the bands (their positions are consecutive within a
     band; a band's last vector may hold fewer): the chunk's V for all α, then for each block of
     FLAT_MR output channels its α products (flat_block, one "tap" per input row k) and the two output
     rows of each position."""
+    coefs, at, _, AT = transform
     alpha = U.shape[0]
     NT = (R + 1) // 2 * L                               # positions of a band: its tiles' rows of L
     per_band = (NT + LANES - 1) // LANES
     n_vec = n_img * per_band
+    contiguous = row_step == L
+    for n in range(L):
+        contiguous &= out_pos[n] == n
     # (explicit loops rather than array expressions here: each of those compiles a kernel of its own,
     # and the first call of a kind must stay under 10 s)
     term_offsets = np.empty(at.shape, dtype=np.int64)  # input row 2t + ρ is row t + ρ // 2 of phase ρ % 2
@@ -200,26 +214,33 @@ def winograd_products(S, S_step, n_img, K, Q, L, R, coefs, at, U, AT, bias, O, o
     T = np.empty((alpha, FLAT_MR * FLAT_N), dtype=S.dtype)
     ones = np.empty(LANES, dtype=S.dtype)
     ones[:] = 1
+    both_rows = np.empty(2 * LANES, dtype=S.dtype)     # a vector's two output rows, for scalar stores
     starts = np.empty(3, dtype=np.int64)
-    out_start = np.empty(3, dtype=np.int64)
     n_pieces = np.empty(3, dtype=np.int64)
-    pieces = np.empty((3, LANES + 1, 3), dtype=np.int64)   # (tile row, first lane, end lane) per piece
+    pieces = np.empty((3, LANES + 1, 4), dtype=np.int64)   # (out index of lane 0, first lane, end lane, odd row?)
+    lane_out = np.empty((3, LANES), dtype=np.int64)        # scalar stores: each lane's out index in row 2t
+    lane_odd = np.empty((3, LANES), dtype=np.bool_)        # … and whether row 2t + 1 < R
+    n_lanes = np.empty(3, dtype=np.int64)
     for v in range(0, n_vec, 3):
         n_in = min(3, n_vec - v)                        # a last chunk short of 3 repeats its last vector
         for j in range(3):
             band, p0 = min(v + j, n_vec - 1) // per_band, min(v + j, n_vec - 1) % per_band * LANES
             starts[j] = band * S_step + p0
-            out_start[j] = out_base + band * out_step + p0
-            # the tile rows vector j's lanes fall in: lanes l0 ≤ l < l1 of tile row t go to row 2t + jj
-            # at out_start + (t + jj)·L + l (position p0 + l = t·L + n, output row 2t + jj)
+            band_out = out_base + band * out_step
+            # the tile rows vector j's lanes fall in: lanes l0 ≤ l < l1 hold positions p0 + l = t·L + n of
+            # tile row t, for output rows 2t and 2t + 1: at band_out + (2t + jj)·L + n where contiguous
             lanes, l0, n = min(LANES, NT - p0), 0, 0
             while l0 < lanes:
                 t = (p0 + l0) // L
                 l1 = min(lanes, (t + 1) * L - p0)
-                pieces[j, n, 0], pieces[j, n, 1], pieces[j, n, 2] = t, l0, l1
+                pieces[j, n, 0], pieces[j, n, 1], pieces[j, n, 2] = band_out + t * L + p0, l0, l1
+                pieces[j, n, 3] = 2 * t + 1 < R
+                for l in range(l0, l1):
+                    lane_out[j, l] = band_out + 2 * t * row_step + out_pos[p0 + l - t * L]
+                    lane_odd[j, l] = 2 * t + 1 < R
                 n += 1
                 l0 = l1
-            n_pieces[j] = n
+            n_pieces[j], n_lanes[j] = n, lanes
         chunk_transform(S, 2 * Q * L, K, starts[0], starts[1], starts[2], coefs, term_offsets, Vc)
         for o0 in range(0, O, FLAT_MR):
             for xi in range(alpha):
@@ -236,12 +257,21 @@ def winograd_products(S, S_step, n_img, K, Q, L, R, coefs, at, U, AT, bias, O, o
                     m2 = simd.load(T[xi], i * FLAT_N + 2 * LANES)
                     y00, y01, y02 = simd.fma(y00, e, m0), simd.fma(y01, e, m1), simd.fma(y02, e, m2)
                     y10, y11, y12 = simd.fma(y10, f, m0), simd.fma(y11, f, m1), simd.fma(y12, f, m2)
+                channel = (o0 + i) * plane
                 for j in range(n_in):
                     y0 = y00 if j == 0 else (y01 if j == 1 else y02)
                     y1 = y10 if j == 0 else (y11 if j == 1 else y12)
-                    start = out_start[j] + (o0 + i) * plane
-                    for n in range(n_pieces[j]):
-                        t, l0, l1 = pieces[j, n, 0], pieces[j, n, 1], pieces[j, n, 2]
-                        simd.store_lanes(out, start + t * L, y0, l0, l1)
-                        if 2 * t + 1 < R:
-                            simd.store_lanes(out, start + (t + 1) * L, y1, l0, l1)
+                    if contiguous:
+                        for n in range(n_pieces[j]):
+                            start, l0, l1 = channel + pieces[j, n, 0], pieces[j, n, 1], pieces[j, n, 2]
+                            simd.store_lanes(out, start, y0, l0, l1)
+                            if pieces[j, n, 3]:
+                                simd.store_lanes(out, start + L, y1, l0, l1)
+                    else:
+                        simd.store(both_rows, 0, y0)
+                        simd.store(both_rows, LANES, y1)
+                        for l in range(n_lanes[j]):
+                            at_out = channel + lane_out[j, l]
+                            out[at_out] = both_rows[l]
+                            if lane_odd[j, l]:
+                                out[at_out + row_step] = both_rows[LANES + l]

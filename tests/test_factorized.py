@@ -142,6 +142,18 @@ def test_spatial_separable_winograd_float32_error_stays_near_the_direct_sum():
     assert errors["winograd"] <= 1e-5 * np.abs(want).max()
 
 
+@pytest.mark.parametrize("kw, kh", [(2, 7), (7, 2), (3, 6), (6, 3), (4, 5), (5, 4)])
+def test_spatial_separable_winograd_every_filter_length(kw, kh):
+    """v4 with each filter length F(2, k) is built for (the hypothesis cases draw up to 5 taps), rows of
+    odd and even width (the row filter's last tile drops or keeps its second column)."""
+    from fastconv.kernels.spatial_separable.cpu import spatial_separable
+    for width, padding in ((kw + 4, 1), (kw + 5, 3)):
+        x, w, col, bias = randn(2, 3, 11, width), randn(4, 3, 1, kw), randn(5, 4, kh, 1), randn(5)
+        want = fastconv.run("spatial_separable", x, w, col=col, bias=bias, padding=padding, backend="torch")
+        got = spatial_separable(x, w, col, bias, padding=padding, version="winograd")
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("name", list(MEDIUM))
 def test_every_cpu_version_on_medium_shapes(name):
     kind = name.split()[0]

@@ -47,21 +47,24 @@ Versions
                              Inception layer): 8.8 ms vs 9.7 for v2; torch's two oneDNN convolutions ≈ 6.5
                              (≈ 205 GFLOP/s, near this core's FMA peak of ≈ 235).  Since then v3 is at
                              ≈ 7.4 ms (the register block's 8 × 48 shape, from 4 × 64).
-    v4 ``spatial_winograd``  as v3, but the column filter by Winograd's F(2, KH) (kernels/_winograd.py):
-                             two output rows from KH + 1 rows of r with KH + 1 products instead of 2·KH
-                             (0.57 of the column filter's multiply-adds for KH = 7).  v3 already ran both
-                             filters at ~90% of the FMA peak, so only fewer multiplications could beat
-                             oneDNN.  For the transform's sake r is stored phase-split (its even rows,
-                             then its odd rows): the row filter runs once per phase, on every other row
-                             of x.  Measured on the Inception layer (kernel alone, median of interleaved
-                             runs): 5.9 ms on one thread against 6.9 for v3; 3.35 ms on two against 3.73.
-                             The row filter stays direct: it is the stage whose output would be
-                             scattered (its positions run down r's columns).
-    ``spatial_separable`` picks v4 for column filters of 2 to 7 taps, v3 for the others.
+    v4 ``spatial_winograd``  as v3, but both filters by Winograd's F(2, k) (kernels/_winograd.py): two
+                             outputs from k + 1 inputs with k + 1 products instead of 2·k (0.57 of the
+                             multiply-adds for k = 7).  v3 already ran both filters at ~90% of the FMA
+                             peak, so only fewer multiplications could beat oneDNN.
+                             Column filter: r is stored phase-split (its even rows, then its odd rows),
+                             so that each term of the transform is a run of vectors over positions.
+                             Row filter: on x transposed as in v3, its columns split the same way
+                             (``transposed_band`` with phases = 2); its outputs go to r down its
+                             columns by scalar stores (4% of the kernel's time on one thread, 1% on
+                             two, measured by leaving them out).
+                             Measured on the Inception layer (kernel alone, median of interleaved runs):
+                             one thread 5.35 ms against 6.8 for v3; two threads 2.95 against 3.6.  With
+                             the column filter alone by Winograd it ran at 6.1 and 3.2.
+    ``spatial_separable`` picks v4 where both filters have 2 to 7 taps, v3 for the others.
 
 Caveats
     Accumulation in the input dtype; v2 sums in SIMD partial sums (agrees with v1 to rounding); v4's
-    transforms round differently: in float32, 1.5–2× v3's error on the Inception layer (up to 10× on one
+    transforms round differently: in float32, about 2× v3's error on the Inception layer (up to 10× on one
     short sum, kernels/_winograd.py).
 """
 import numba
@@ -155,20 +158,26 @@ def spatial_fused(x, A_row, A_col, bias, y, M, KW, KH, p, band):
 # v3: fused per band, both stages through conv2d's register block
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(fastmath=FASTMATH, cache=True)
-def transposed_band(x, b0, n_img, h0, n_h, pad_w, Wp, step=1):
-    """St[((i·C + c)·Wp + pad_w + w)·n_h + j] = x[b0 + i, c, h0 + j·step, w] for j < n_h, i < n_img: each
-    channel's rows h0, h0 + step, … (n_h of them) stored column by column, with pad_w zero columns before
-    and Wp − pad_w − W after, image after image, then a tail of FLAT_N zeros (the reach of a last
-    register block)."""
+def transposed_band(x, b0, n_img, h0, n_h, pad_w, Wp, phases=1):
+    """St[((i·C + c)·Wp + ŵ)·n_h + j] = x[b0 + i, c, h0 + j, w] for j < n_h, i < n_img: each channel's rows
+    h0 … h0 + n_h − 1 stored column by column, image after image, then a tail of FLAT_N zeros (the reach
+    of a last register block).  Column w' = pad_w + w of the zero-padded row goes to ŵ = w' (phases = 1)
+    or, phases = 2, to ŵ = (w' % 2)·Wp/2 + w' // 2: the even columns, then the odd ones, the split a
+    Winograd tile reads (kernels/_winograd.py).  The ŵ no column of x lands on are zero (the padding)."""
     _, C, _, W = x.shape
+    Qw = Wp // phases                           # columns of a phase
     St = np.empty(n_img * C * Wp * n_h + FLAT_N, dtype=x.dtype)
     St[n_img * C * Wp * n_h:] = 0
     for i in range(n_img):
         for c in range(C):
             plane = St[(i * C + c) * Wp * n_h:(i * C + c + 1) * Wp * n_h].reshape(Wp, n_h)
-            plane[:pad_w] = 0
-            plane[pad_w + W:] = 0
-            transpose_into(x[b0 + i, c, h0:h0 + (n_h - 1) * step + 1:step], plane[pad_w:pad_w + W])
+            for phase in range(phases):
+                w0 = (phase - pad_w) % phases               # x's first column in this phase
+                n_w = (W - w0 + phases - 1) // phases       # and how many
+                first = phase * Qw + (pad_w + w0) // phases
+                plane[phase * Qw:first] = 0
+                plane[first + n_w:(phase + 1) * Qw] = 0
+                transpose_into(x[b0 + i, c, h0:h0 + n_h, w0::phases], plane[first:first + n_w])
     return St
 
 
@@ -212,46 +221,57 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band, threads):
 # v4: as v3, the column filter by Winograd's F(2, KH) (kernels/_winograd.py)
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(fastmath=FASTMATH, cache=True)
-def winograd_band(x, A_row, U, coefs, at, AT, bias, yf, O, OH, OW, KW, KH, p, b0, n_img, oh0, R):
+def winograd_band(x, U_row, U_col, row_tf, col_tf, bias, yf, O, OH, OW, KW, KH, p, b0, n_img, oh0, R):
     """One v4 task: output rows oh0 … oh0 + R − 1 of images b0 … b0 + n_img − 1."""
     _, C, H, W = x.shape
-    M = U.shape[2]
-    Wp = W + 2 * p
-    # 1. the row filter into r's rows oh0 − p + a (a < 2Q: the band's tiles read rows 2t + ρ, ρ ≤ KH),
-    #    stored phase-split: rs[((i·M + m)·2 + φ)·Q + q, ow] = r[b0 + i, m, oh0 − p + 2q + φ, ow].  Each
-    #    phase is v3's row filter on its rows of x (every other row: transposed_band at step 2); rows
-    #    outside x stay zero (r's padding)
+    M = U_col.shape[2]
+    # r's rows oh0 − p + a for a < 2Q feed the band (its tiles read rows 2t + ρ, ρ ≤ KH), stored
+    # phase-split for the column filter: rs[((i·M + m)·2 + a % 2)·Q + a // 2, ow] = r[b0 + i, m, oh0 − p + a, ow];
+    # rows outside x are not computed: they stay zero (r's padding)
     Q = (R + 1) // 2 + KH // 2
     rs_step = M * 2 * Q * OW
     rs = np.zeros(n_img * rs_step + FLAT_N, dtype=x.dtype)
-    no_bias = np.zeros(M, dtype=x.dtype)
-    for phase in range(2):
-        q_lo = max(0, (p - oh0 - phase + 1) // 2)               # rows of this phase inside x
-        q_hi = min(Q, (H - 1 + p - oh0 - phase) // 2 + 1)
-        n_h = q_hi - q_lo
-        if n_h > 0:
-            St = transposed_band(x, b0, n_img, oh0 - p + 2 * q_lo + phase, n_h, p, Wp, 2)
-            flat_bands(St, C * Wp * n_h, n_img, flat_offsets(C, KW, 1, Wp, n_h, 1, 1), A_row, no_bias, OW,
-                       n_h, n_h, rs, (phase * Q + q_lo) * OW, rs_step, 2 * Q * OW, 1, OW, M)
+    # 1. the row filter, F(2, KW) along x's rows.  As in v3 it runs on x transposed (St: each channel's
+    #    rows column by column), where the filter reaches along the slow axis, its columns split into
+    #    even and odd ones for the tiles: position n of tile t holds r's row a_lo + n, output columns
+    #    2t and 2t + 1, written down rs's columns (row_pos: where each row of r goes)
+    a_lo, a_hi = max(0, p - oh0), min(2 * Q, H + p - oh0)
+    n_h = a_hi - a_lo
+    if n_h > 0:                                 # (a band of the padding alone reads no row of x)
+        Qw = max((OW + 1) // 2 + KW // 2, (p + W + 1) // 2)      # columns a phase: the tiles' reach, x's
+        St = transposed_band(x, b0, n_img, oh0 - p + a_lo, n_h, p, 2 * Qw, 2)
+        row_pos = np.empty(n_h, dtype=np.int64)
+        for n in range(n_h):
+            row_pos[n] = ((a_lo + n) % 2 * Q + (a_lo + n) // 2) * OW
+        # (np.int64 for out_base 0 and row_step 1: literal constants would type, and compile,
+        # winograd_products a second time)
+        winograd_products(St, C * 2 * Qw * n_h, n_img, C, Qw, n_h, OW, row_tf, U_row, np.zeros(M, dtype=x.dtype),
+                          M, rs, np.int64(0), rs_step, 2 * Q * OW, np.int64(1), row_pos)
     # 2. the column filter, F(2, KH) along r's rows: y[b, o, oh0 + 2t + j, ow] for 2t + j < R
-    winograd_products(rs, rs_step, n_img, M, Q, OW, R, coefs, at, U, AT, bias, O, yf,
-                      (b0 * O * OH + oh0) * OW, O * OH * OW, OH * OW)
+    col_pos = np.empty(OW, dtype=np.int64)      # rows of y as they are
+    for n in range(OW):
+        col_pos[n] = n
+    winograd_products(rs, rs_step, n_img, M, Q, OW, R, col_tf, U_col, bias, O, yf, (b0 * O * OH + oh0) * OW,
+                      O * OH * OW, OH * OW, OW, col_pos)
 
 
 @numba.njit(parallel=True, fastmath=FASTMATH, cache=True)
-def spatial_winograd(x, A_row, col, coefs, at, G, AT, bias, y, KW, KH, p, band, threads):
-    """A_row: w as in v3 (M rows rounded up); col (O, M, KH); coefs, at, G, AT: F(2, KH)'s transforms
-    (kernels/_winograd.py ``transforms``); band: even.  First the column filter's F(2, KH) filters U, once;
-    then one ``winograd_band`` per task."""
+def spatial_winograd(x, w, col, row_tf, col_tf, bias, y, p, band, threads):
+    """w (M, C, KW), col (O, M, KH); row_tf, col_tf: F(2, KW)'s and F(2, KH)'s transforms
+    (kernels/_winograd.py ``transforms``); band: even.  First both filters' Winograd forms, once; then
+    one ``winograd_band`` per task."""
     B = x.shape[0]
+    M, _, KW = w.shape
+    KH = col.shape[2]
     _, O, OH, OW = y.shape
-    U = winograd_filters(col, G, round_up(O, FLAT_MR))
+    U_row = winograd_filters(w, row_tf[2], round_up(M, FLAT_MR))
+    U_col = winograd_filters(col, col_tf[2], round_up(O, FLAT_MR))
     n_bands = (OH + band - 1) // band
     yf = y.reshape(-1)
     m = images_per_task(B, 1, n_bands, band * OW, threads)
     for task in prange((B + m - 1) // m * n_bands):
         b0, oh0 = task // n_bands * m, task % n_bands * band
-        winograd_band(x, A_row, U, coefs, at, AT, bias, yf, O, OH, OW, KW, KH, p, b0, min(m, B - b0), oh0,
+        winograd_band(x, U_row, U_col, row_tf, col_tf, bias, yf, O, OH, OW, KW, KH, p, b0, min(m, B - b0), oh0,
                       min(band, OH - oh0))
 
 
@@ -260,7 +280,7 @@ def spatial_winograd(x, A_row, col, coefs, at, G, AT, bias, y, KW, KH, p, band, 
 # ----------------------------------------------------------------------------------------------------
 def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
     """y = conv2d(conv2d(x, w, padding=(0, p)), col, bias, padding=(p, 0)); version "two_pass" (v1),
-    "fused" (v2), "flat" (v3), "winograd" (v4) or "auto" (v4 for 2 ≤ KH ≤ 7, else v3)."""
+    "fused" (v2), "flat" (v3), "winograd" (v4) or "auto" (v4 where 2 ≤ KW, KH ≤ 7, else v3)."""
     B, C, H, W = x.shape
     M, KW = w.shape[0], w.shape[3]
     O, KH = col.shape[0], col.shape[2]
@@ -269,18 +289,17 @@ def spatial_separable(x, w, col, bias=None, *, padding, version="auto"):
     y = np.empty((B, O, OH, OW), dtype=x.dtype)
     bias = np.zeros(O, dtype=x.dtype) if bias is None else bias
     if version == "auto":
-        version = "winograd" if 2 <= KH <= MAX_TAPS else "flat"
+        version = "winograd" if 2 <= KH <= MAX_TAPS and 2 <= KW <= MAX_TAPS else "flat"
     if version == "fused":
         A_row = np.ascontiguousarray(w.reshape(M, C, KW).transpose(0, 2, 1)).reshape(M, KW * C)
         A_col = np.ascontiguousarray(col.reshape(O, M, KH).transpose(0, 2, 1)).reshape(O, KH * M)
         spatial_fused(x, padded_rows(A_row, MR), padded_rows(A_col, MR), bias, y, M, KW, KH, p, band_height(B, OH))
     elif version == "winograd":
-        if not 2 <= KH <= MAX_TAPS:
-            raise NotApplicable(f"version='winograd' needs a column filter of 2 to {MAX_TAPS} taps, got {KH}")
-        coefs, at, G, AT = transforms(KH, x.dtype)
+        if not (2 <= KH <= MAX_TAPS and 2 <= KW <= MAX_TAPS):
+            raise NotApplicable(f"version='winograd' needs filters of 2 to {MAX_TAPS} taps, got 1×{KW} and {KH}×1")
         band = band_height(B, OH)
-        spatial_winograd(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), col.reshape(O, M, KH), coefs, at, G, AT,
-                         bias, y, KW, KH, p, band + band % 2, numba.get_num_threads())
+        spatial_winograd(x, w.reshape(M, C, KW), col.reshape(O, M, KH), transforms(KW, x.dtype), transforms(KH, x.dtype),
+                         bias, y, p, band + band % 2, numba.get_num_threads())
     elif version == "flat":
         spatial_flat(x, padded_rows(w.reshape(M, C * KW), FLAT_MR), padded_rows(col.reshape(O, M * KH), FLAT_MR), bias, y,
                      M, KW, KH, p, band_height(B, OH), numba.get_num_threads())
