@@ -218,7 +218,7 @@ def spatial_flat(x, A_row, A_col, bias, y, M, KW, KH, p, band, threads):
 
 
 # ----------------------------------------------------------------------------------------------------
-# v4: as v3, the column filter by Winograd's F(2, KH) (kernels/_winograd.py)
+# v4: as v3, both filters by Winograd's F(2, k) (kernels/_winograd.py)
 # ----------------------------------------------------------------------------------------------------
 @numba.njit(fastmath=FASTMATH, cache=True)
 def winograd_band(x, U_row, U_col, row_tf, col_tf, bias, yf, O, OH, OW, KW, KH, p, b0, n_img, oh0, R):
