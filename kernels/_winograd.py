@@ -233,12 +233,14 @@ def winograd_products(S, S_step, n_img, K, Q, L, R, transform, U, bias, O, out, 
             while l0 < lanes:
                 t = (p0 + l0) // L
                 l1 = min(lanes, (t + 1) * L - p0)
-                pieces[j, n, 0], pieces[j, n, 1], pieces[j, n, 2] = band_out + t * L + p0, l0, l1
-                pieces[j, n, 3] = 2 * t + 1 < R
-                for l in range(l0, l1):
-                    lane_out[j, l] = band_out + 2 * t * row_step + out_pos[p0 + l - t * L]
-                    lane_odd[j, l] = 2 * t + 1 < R
-                n += 1
+                if contiguous:                          # a masked vector store a piece
+                    pieces[j, n, 0], pieces[j, n, 1], pieces[j, n, 2] = band_out + t * L + p0, l0, l1
+                    pieces[j, n, 3] = 2 * t + 1 < R
+                    n += 1
+                else:                                   # a scalar store a lane
+                    for l in range(l0, l1):
+                        lane_out[j, l] = band_out + 2 * t * row_step + out_pos[p0 + l - t * L]
+                        lane_odd[j, l] = 2 * t + 1 < R
                 l0 = l1
             n_pieces[j], n_lanes[j] = n, lanes
         chunk_transform(S, 2 * Q * L, K, starts[0], starts[1], starts[2], coefs, term_offsets, Vc)
